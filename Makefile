@@ -1,0 +1,159 @@
+# chimera - a PostgreSQL-backed workflow supervisor.
+#
+#   make            build chimerad, chimera-worker and chimera-ctl into build/
+#   make check      install missing packages, build, run unit + integration tests
+#   make demo       install missing packages, build, run a local demo
+#   make deps       install the build and test dependencies (apt-get, as root)
+#   make install    install under $(DESTDIR)$(PREFIX)
+#
+# Respects CC, CFLAGS, CPPFLAGS, LDFLAGS, PREFIX and DESTDIR.  WERROR=1 turns
+# warnings into errors (CI does); SANITIZE=1 builds with ASan + UBSan into
+# build-san/.
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SBINDIR    ?= $(PREFIX)/sbin
+LIBEXECDIR ?= $(PREFIX)/lib/chimera
+DATADIR    ?= $(PREFIX)/share/chimera
+SYSCONFDIR ?= /etc/chimera
+
+CC         ?= cc
+CFLAGS     ?= -O2 -g
+PKG_CONFIG ?= pkg-config
+
+WARNFLAGS  = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+             -Wpointer-arith -Wformat=2 -Wno-unused-parameter
+ifeq ($(WERROR),1)
+WARNFLAGS += -Werror
+endif
+
+ifeq ($(SANITIZE),1)
+BUILD      ?= build-san
+SANFLAGS    = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD      ?= build
+SANFLAGS    =
+endif
+
+PKGS       = libevent jansson libpq
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+
+ALL_CPPFLAGS = -D_GNU_SOURCE -Icommon -Isupervisor -I$(BUILD) \
+               -DCHIMERA_LIBEXECDIR='"$(LIBEXECDIR)"' $(CPPFLAGS)
+ALL_CFLAGS   = -std=c11 $(WARNFLAGS) $(SANFLAGS) $(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS  = $(SANFLAGS) $(LDFLAGS)
+
+COMMON_SRCS = common/log.c common/util.c common/frame.c common/config.c \
+              common/workflow.c
+SQL_SRCS    = $(sort $(wildcard sql/*.sql))
+SUPERVISOR_SRCS = supervisor/chimerad.c supervisor/pool.c supervisor/db.c \
+                  supervisor/queue.c supervisor/control.c supervisor/migrate.c \
+                  $(BUILD)/sql_migrations.c
+WORKER_SRCS = worker/chimera-worker.c worker/runner.c worker/agent.c
+CTL_SRCS    = ctl/chimera-ctl.c
+UNIT_SRCS   = tests/unit/check_unit.c tests/unit/check_util.c tests/unit/check_frame.c \
+              tests/unit/check_config.c tests/unit/check_workflow.c
+INTEG_SRCS  = tests/integration/check_integration.c tests/integration/harness.c \
+              tests/integration/test_queue.c tests/integration/test_pool.c \
+              tests/integration/test_ctl.c
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(patsubst $(BUILD)/%,%,$(1)))
+
+COMMON_OBJS     = $(call obj,$(COMMON_SRCS))
+SUPERVISOR_OBJS = $(call obj,$(SUPERVISOR_SRCS))
+WORKER_OBJS     = $(call obj,$(WORKER_SRCS))
+CTL_OBJS        = $(call obj,$(CTL_SRCS))
+UNIT_OBJS       = $(call obj,$(UNIT_SRCS))
+INTEG_OBJS      = $(call obj,$(INTEG_SRCS))
+
+PROGRAMS = $(BUILD)/chimerad $(BUILD)/chimera-worker $(BUILD)/chimera-ctl
+
+.PHONY: all check unit integration demo demo-stop deps install clean format \
+        check-format cppcheck pkgcheck
+
+all: pkgcheck $(PROGRAMS)
+
+pkgcheck:
+	@$(PKG_CONFIG) --exists $(PKGS) || { \
+	  echo "chimera: missing libraries ($(PKGS)); run 'make deps' (as root) first" >&2; exit 1; }
+
+$(BUILD)/chimerad: $(SUPERVISOR_OBJS) $(COMMON_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/chimera-worker: $(WORKER_OBJS) $(COMMON_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/chimera-ctl: $(CTL_OBJS) $(COMMON_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/check_unit: $(UNIT_OBJS) $(COMMON_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS)
+
+$(BUILD)/tests/check_integration: $(INTEG_OBJS) $(COMMON_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS)
+
+$(BUILD)/sql_migrations.c: scripts/embed-sql.sh $(SQL_SRCS)
+	@mkdir -p $(@D)
+	sh scripts/embed-sql.sh $(SQL_SRCS) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(CHECK_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/sql_migrations.o: $(BUILD)/sql_migrations.c
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# Tests: unit tests need no database; integration tests get a throwaway
+# PostgreSQL from tests/pg.sh, started here and always stopped.
+check: deps
+	$(MAKE) all $(BUILD)/tests/check_unit $(BUILD)/tests/check_integration
+	$(BUILD)/tests/check_unit
+	sh tests/run-integration.sh $(BUILD)
+
+unit: all $(BUILD)/tests/check_unit
+	$(BUILD)/tests/check_unit
+
+integration: all $(BUILD)/tests/check_integration
+	sh tests/run-integration.sh $(BUILD)
+
+demo: deps
+	$(MAKE) all
+	sh examples/demo.sh $(BUILD)
+
+demo-stop:
+	sh examples/demo.sh $(BUILD) stop
+
+deps:
+	@sh scripts/deps.sh
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) \
+	        $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(SYSCONFDIR)
+	install -m 755 $(BUILD)/chimerad $(DESTDIR)$(SBINDIR)/chimerad
+	install -m 755 $(BUILD)/chimera-ctl $(DESTDIR)$(BINDIR)/chimera-ctl
+	install -m 755 $(BUILD)/chimera-worker $(DESTDIR)$(LIBEXECDIR)/chimera-worker
+	install -m 644 $(SQL_SRCS) $(DESTDIR)$(DATADIR)/sql/
+	test -e $(DESTDIR)$(SYSCONFDIR)/chimerad.json || \
+	  install -m 640 packaging/chimerad.json $(DESTDIR)$(SYSCONFDIR)/chimerad.json
+
+clean:
+	rm -rf build build-san
+
+FORMAT_SRCS = $(wildcard common/*.[ch] supervisor/*.[ch] worker/*.[ch] ctl/*.[ch] \
+                         tests/unit/*.[ch] tests/integration/*.[ch])
+
+format:
+	clang-format -i $(FORMAT_SRCS)
+
+check-format:
+	clang-format --dry-run --Werror $(FORMAT_SRCS)
+
+cppcheck:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
+	  --std=c11 -D_GNU_SOURCE --inline-suppr -Icommon \
+	  common supervisor worker ctl

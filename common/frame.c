@@ -1,0 +1,287 @@
+/*
+ * frame.c - encoding and the one decode point of the supervisor<->worker
+ * socketpair protocol (see frame.h for the frame types and fields).
+ *
+ * frame_decode() checks everything a receiver relies on before it acts:
+ * the body is one JSON object, "type" is known, and each field the type
+ * requires is present with the right JSON type.  The receiver can then read
+ * fields without re-checking them.  Whether a frame makes sense in the
+ * receiver's state (a result for the task it sent) is the receiver's check.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "frame.h"
+
+static const char *const type_names[] = {
+        [FRAME_TASK] = "task",
+        [FRAME_PROGRESS] = "progress",
+        [FRAME_RESULT] = "result",
+        [FRAME_HEARTBEAT] = "heartbeat",
+        [FRAME_SHUTDOWN] = "shutdown",
+};
+
+#define NTYPES (sizeof(type_names) / sizeof(type_names[0]))
+
+/* A field a frame type requires: its name and the JSON types accepted. */
+struct field_rule {
+        const char *name;
+        unsigned types; /* bit set of (1 << json_type) */
+};
+
+#define T(t)      (1u << (t))
+#define T_INT     T(JSON_INTEGER)
+#define T_STR     T(JSON_STRING)
+#define T_OBJ     T(JSON_OBJECT)
+#define T_ANY     (~0u)
+#define T_OBJNULL (T(JSON_OBJECT) | T(JSON_NULL))
+
+static const struct field_rule task_rules[] = {
+        {"id", T_INT},       {"attempt", T_INT},     {"workflow", T_STR},   {"trace_id", T_STR},
+        {"payload", T_ANY},  {"state", T_OBJNULL},   {"definition", T_OBJ}, {NULL, 0},
+};
+static const struct field_rule progress_rules[] = {
+        {"id", T_INT}, {"attempt", T_INT}, {"phase", T_STR}, {"event", T_STR}, {NULL, 0},
+};
+/* A "finished" progress frame carries the phase's outcome and the checkpoint. */
+static const struct field_rule finished_rules[] = {
+        {"outcome", T_STR},
+        {"state", T_OBJ},
+        {NULL, 0},
+};
+static const struct field_rule result_rules[] = {
+        {"id", T_INT},
+        {"attempt", T_INT},
+        {"status", T_STR},
+        {NULL, 0},
+};
+static const struct field_rule heartbeat_rules[] = {
+        {"pid", T_INT},
+        {NULL, 0},
+};
+static const struct field_rule no_rules[] = {
+        {NULL, 0},
+};
+
+static const struct field_rule *const rules_by_type[] = {
+        [FRAME_TASK] = task_rules,           [FRAME_PROGRESS] = progress_rules,
+        [FRAME_RESULT] = result_rules,       [FRAME_HEARTBEAT] = heartbeat_rules,
+        [FRAME_SHUTDOWN] = no_rules,
+};
+
+const char *frame_type_name(enum frame_type type)
+{
+        if ((unsigned)type < NTYPES && type_names[type] != NULL)
+                return type_names[type];
+        return "unknown";
+}
+
+int frame_header_length(const unsigned char hdr[FRAME_HEADER_SIZE], size_t max, size_t *len)
+{
+        uint32_t n = ((uint32_t)hdr[0] << 24) | ((uint32_t)hdr[1] << 16) |
+                     ((uint32_t)hdr[2] << 8) | (uint32_t)hdr[3];
+
+        if (n == 0 || n > max)
+                return -1;
+        *len = n;
+        return 0;
+}
+
+static int lookup_type(const char *name, enum frame_type *out)
+{
+        for (unsigned i = 1; i < NTYPES; i++) {
+                if (type_names[i] != NULL && strcmp(type_names[i], name) == 0) {
+                        *out = (enum frame_type)i;
+                        return 0;
+                }
+        }
+        return -1;
+}
+
+static int check_rules(json_t *msg, enum frame_type type, const struct field_rule *rules,
+                       char *err, size_t errsz)
+{
+        for (const struct field_rule *r = rules; r->name != NULL; r++) {
+                json_t *v = json_object_get(msg, r->name);
+                if (v == NULL) {
+                        snprintf(err, errsz, "%s frame without \"%s\"", type_names[type],
+                                 r->name);
+                        return -1;
+                }
+                if (!(r->types & T(json_typeof(v)))) {
+                        snprintf(err, errsz, "%s frame: \"%s\" has the wrong type",
+                                 type_names[type], r->name);
+                        return -1;
+                }
+        }
+        return 0;
+}
+
+static int check_fields(json_t *msg, enum frame_type type, char *err, size_t errsz)
+{
+        const char *event;
+
+        if (check_rules(msg, type, rules_by_type[type], err, errsz) < 0)
+                return -1;
+        if (type != FRAME_PROGRESS)
+                return 0;
+        event = json_string_value(json_object_get(msg, "event"));
+        if (strcmp(event, "started") == 0)
+                return 0;
+        if (strcmp(event, "finished") == 0)
+                return check_rules(msg, type, finished_rules, err, errsz);
+        snprintf(err, errsz, "progress frame with unknown event \"%.32s\"", event);
+        return -1;
+}
+
+int frame_decode(const char *body, size_t len, struct frame *out, char *err, size_t errsz)
+{
+        json_error_t jerr;
+        json_t *msg, *type;
+        enum frame_type t;
+
+        out->msg = NULL;
+        msg = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (msg == NULL) {
+                snprintf(err, errsz, "frame is not JSON: %s", jerr.text);
+                return -1;
+        }
+        if (!json_is_object(msg)) {
+                snprintf(err, errsz, "frame is not a JSON object");
+                goto fail;
+        }
+        type = json_object_get(msg, "type");
+        if (!json_is_string(type)) {
+                snprintf(err, errsz, "frame without a \"type\" string");
+                goto fail;
+        }
+        if (lookup_type(json_string_value(type), &t) < 0) {
+                snprintf(err, errsz, "unknown frame type \"%.64s\"", json_string_value(type));
+                goto fail;
+        }
+        if (check_fields(msg, t, err, errsz) < 0)
+                goto fail;
+        out->type = t;
+        out->msg = msg;
+        return 0;
+fail:
+        json_decref(msg);
+        return -1;
+}
+
+char *frame_encode(json_t *msg, size_t max, size_t *outlen, char *err, size_t errsz)
+{
+        size_t n = json_dumpb(msg, NULL, 0, JSON_COMPACT);
+        char *buf;
+
+        if (n == 0) {
+                snprintf(err, errsz, "frame cannot be encoded as JSON");
+                return NULL;
+        }
+        if (n > max) {
+                snprintf(err, errsz, "frame of %zu bytes exceeds the maximum of %zu", n, max);
+                return NULL;
+        }
+        buf = malloc(FRAME_HEADER_SIZE + n);
+        if (buf == NULL) {
+                snprintf(err, errsz, "out of memory for a frame of %zu bytes", n);
+                return NULL;
+        }
+        if (json_dumpb(msg, buf + FRAME_HEADER_SIZE, n, JSON_COMPACT) != n) {
+                free(buf);
+                snprintf(err, errsz, "frame changed size while encoding");
+                return NULL;
+        }
+        buf[0] = (char)((n >> 24) & 0xff);
+        buf[1] = (char)((n >> 16) & 0xff);
+        buf[2] = (char)((n >> 8) & 0xff);
+        buf[3] = (char)(n & 0xff);
+        *outlen = FRAME_HEADER_SIZE + n;
+        return buf;
+}
+
+void frame_clear(struct frame *f)
+{
+        json_decref(f->msg);
+        f->msg = NULL;
+}
+
+/* Reads exactly len bytes; returns len, 0 on EOF before the first byte, -1 otherwise. */
+static ssize_t read_full(int fd, char *buf, size_t len)
+{
+        size_t got = 0;
+
+        while (got < len) {
+                ssize_t n = read(fd, buf + got, len - got);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -1;
+                if (n == 0)
+                        return got == 0 ? 0 : -1;
+                got += (size_t)n;
+        }
+        return (ssize_t)got;
+}
+
+int frame_read_fd(int fd, size_t max, struct frame *out, char *err, size_t errsz)
+{
+        unsigned char hdr[FRAME_HEADER_SIZE];
+        size_t len;
+        ssize_t n;
+        char *body;
+        int rc;
+
+        n = read_full(fd, (char *)hdr, sizeof(hdr));
+        if (n == 0)
+                return 0;
+        if (n < 0) {
+                snprintf(err, errsz, "reading a frame header: %s",
+                         errno ? strerror(errno) : "truncated");
+                return -1;
+        }
+        if (frame_header_length(hdr, max, &len) < 0) {
+                snprintf(err, errsz, "frame length out of range (maximum %zu)", max);
+                return -1;
+        }
+        body = malloc(len);
+        if (body == NULL) {
+                snprintf(err, errsz, "out of memory for a frame of %zu bytes", len);
+                return -1;
+        }
+        errno = 0;
+        if (read_full(fd, body, len) != (ssize_t)len) {
+                snprintf(err, errsz, "reading a frame body: %s",
+                         errno ? strerror(errno) : "truncated");
+                free(body);
+                return -1;
+        }
+        rc = frame_decode(body, len, out, err, errsz);
+        free(body);
+        return rc < 0 ? -1 : 1;
+}
+
+int frame_write_fd(int fd, json_t *msg, size_t max, char *err, size_t errsz)
+{
+        size_t len, off = 0;
+        char *buf = frame_encode(msg, max, &len, err, errsz);
+
+        if (buf == NULL)
+                return -1;
+        while (off < len) {
+                ssize_t n = write(fd, buf + off, len - off);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        snprintf(err, errsz, "writing a frame: %s", strerror(errno));
+                        free(buf);
+                        return -1;
+                }
+                off += (size_t)n;
+        }
+        free(buf);
+        return 0;
+}

@@ -1,0 +1,87 @@
+/*
+ * frame.h - the socketpair protocol between chimerad and its workers.
+ *
+ * A frame is a 4-byte big-endian length followed by that many bytes of one
+ * JSON object whose "type" names the frame.  frame_decode() is the single
+ * place where a frame body becomes a typed, validated message: nothing acts
+ * on a frame that did not pass through it.  Sizes are bounded by the
+ * configured maximum (pool.max_frame_size) on both sides.
+ *
+ *   supervisor -> worker   task      {"type":"task","id","attempt","workflow",
+ *                                     "trace_id","payload","state","definition"}
+ *                          shutdown  {"type":"shutdown"}
+ *   worker -> supervisor   heartbeat {"type":"heartbeat","pid"}      (sent once
+ *                                     when the worker is ready, and while idle)
+ *                          progress  {"type":"progress","id","attempt","phase",
+ *                                     "event":"started"}  when a phase starts, and
+ *                                    {..., "event":"finished","outcome","state",
+ *                                     "next"?, "duration_ms"?, "error"?}  after it
+ *                          result    {"type":"result","id","attempt","status",
+ *                                     "result"?,"error"?,"state"?}
+ *
+ * result.status is "succeeded", "failed" (final, no retry) or "retry" (a
+ * transient error: the supervisor requeues the task with a back-off).
+ */
+#ifndef CHIMERA_FRAME_H
+#define CHIMERA_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#define FRAME_HEADER_SIZE      4
+#define FRAME_DEFAULT_MAX_SIZE (16u * 1024 * 1024)
+
+enum frame_type {
+        FRAME_TASK = 1,
+        FRAME_PROGRESS,
+        FRAME_RESULT,
+        FRAME_HEARTBEAT,
+        FRAME_SHUTDOWN,
+};
+
+struct frame {
+        enum frame_type type;
+        json_t *msg; /* owned: the whole object, "type" included */
+};
+
+/* "task", "progress", ...; "unknown" for anything else. */
+const char *frame_type_name(enum frame_type type);
+
+/*
+ * Reads the length from a 4-byte header.  Returns 0 and stores it, or -1
+ * when it is zero or larger than max.
+ */
+int frame_header_length(const unsigned char hdr[FRAME_HEADER_SIZE], size_t max, size_t *len)
+        __attribute__((warn_unused_result));
+
+/*
+ * Decodes and validates one frame body of len bytes (without the header).
+ * On success returns 0 and fills *out (the caller owns out->msg; release it
+ * with frame_clear()).  On failure returns -1 and writes a reason to err.
+ */
+int frame_decode(const char *body, size_t len, struct frame *out, char *err, size_t errsz)
+        __attribute__((warn_unused_result));
+
+/*
+ * Encodes msg (borrowed; it must carry a valid "type") as header + compact
+ * JSON into a malloc'd buffer the caller frees.  Returns NULL with a reason
+ * in err when it cannot be encoded or exceeds max bytes.
+ */
+char *frame_encode(json_t *msg, size_t max, size_t *outlen, char *err, size_t errsz)
+        __attribute__((warn_unused_result));
+
+/* Releases out->msg; safe on a cleared frame. */
+void frame_clear(struct frame *f);
+
+/*
+ * Blocking helpers for the worker.  frame_read_fd() returns 1 with a frame,
+ * 0 on a clean EOF before any byte of a frame, -1 on an error or an invalid
+ * frame (reason in err).  frame_write_fd() returns 0 or -1.
+ */
+int frame_read_fd(int fd, size_t max, struct frame *out, char *err, size_t errsz)
+        __attribute__((warn_unused_result));
+int frame_write_fd(int fd, json_t *msg, size_t max, char *err, size_t errsz)
+        __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,121 @@
+/*
+ * util.c - parsing of durations and sizes, clocks, fd flags and the
+ * allocation wrappers whose failure is fatal (a daemon that cannot allocate
+ * a few bytes cannot go on meaningfully).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "util.h"
+
+struct unit {
+        const char *name;
+        int64_t factor;
+};
+
+/*
+ * Parses "<digits><unit>" where unit is one of units; the number must be a
+ * non-negative integer.  A bare "0" needs no unit.
+ */
+static int parse_with_unit(const char *s, const struct unit *units, int64_t *out)
+{
+        char *end;
+        long long n;
+
+        if (s == NULL || *s < '0' || *s > '9')
+                return -1;
+        errno = 0;
+        n = strtoll(s, &end, 10);
+        if (errno != 0 || n < 0)
+                return -1;
+        if (*end == '\0') {
+                if (n != 0)
+                        return -1;
+                *out = 0;
+                return 0;
+        }
+        for (const struct unit *u = units; u->name != NULL; u++) {
+                if (strcmp(end, u->name) == 0) {
+                        if (n > INT64_MAX / u->factor)
+                                return -1;
+                        *out = n * u->factor;
+                        return 0;
+                }
+        }
+        return -1;
+}
+
+int util_parse_duration(const char *s, int64_t *ms)
+{
+        static const struct unit units[] = {
+                {"ms", 1},       {"s", 1000},         {"m", 60 * 1000},
+                {"h", 3600000},  {"d", 24 * 3600000}, {NULL, 0},
+        };
+        return parse_with_unit(s, units, ms);
+}
+
+int util_parse_size(const char *s, int64_t *bytes)
+{
+        static const struct unit units[] = {
+                {"B", 1},
+                {"KB", 1024},
+                {"KiB", 1024},
+                {"MB", 1024 * 1024},
+                {"MiB", 1024 * 1024},
+                {"GB", 1024LL * 1024 * 1024},
+                {"GiB", 1024LL * 1024 * 1024},
+                {NULL, 0},
+        };
+        return parse_with_unit(s, units, bytes);
+}
+
+int64_t util_now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int util_set_cloexec(int fd)
+{
+        int flags = fcntl(fd, F_GETFD);
+
+        if (flags < 0)
+                return -1;
+        return fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+}
+
+int util_set_nonblock(int fd)
+{
+        int flags = fcntl(fd, F_GETFL);
+
+        if (flags < 0)
+                return -1;
+        return fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+char *util_strdup(const char *s)
+{
+        char *p;
+
+        if (s == NULL)
+                return NULL;
+        p = strdup(s);
+        if (p == NULL)
+                fatal("%s: strdup", __func__);
+        return p;
+}
+
+void *util_calloc(size_t n, size_t size)
+{
+        void *p = calloc(n ? n : 1, size ? size : 1);
+
+        if (p == NULL)
+                fatal("%s: calloc", __func__);
+        return p;
+}

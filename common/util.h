@@ -1,0 +1,39 @@
+/*
+ * util.h - small helpers shared by every program: durations and sizes as
+ * the config spells them, clocks, and file-descriptor flags.
+ */
+#ifndef CHIMERA_UTIL_H
+#define CHIMERA_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CHIMERA_VERSION "0.1.0"
+
+/*
+ * Parses a duration with a unit: "250ms", "20s", "5m", "1h", "2d".  A bare
+ * "0" is accepted as zero.  Returns 0 and stores milliseconds in *ms, or -1
+ * for anything else (no unit, negative, overflow, trailing junk).
+ */
+int util_parse_duration(const char *s, int64_t *ms) __attribute__((warn_unused_result));
+
+/*
+ * Parses a size with a unit: "512B", "64KB", "16MB", "1GB" (powers of 1024;
+ * "KiB"/"MiB"/"GiB" accepted too).  Returns 0 and stores bytes, or -1.
+ */
+int util_parse_size(const char *s, int64_t *bytes) __attribute__((warn_unused_result));
+
+/* Milliseconds on the monotonic clock: for deadlines and durations. */
+int64_t util_now_ms(void);
+
+/* Sets FD_CLOEXEC / O_NONBLOCK on fd.  Return 0, or -1 with errno set. */
+int util_set_cloexec(int fd) __attribute__((warn_unused_result));
+int util_set_nonblock(int fd) __attribute__((warn_unused_result));
+
+/* strdup that aborts on out-of-memory; NULL in gives NULL out. */
+char *util_strdup(const char *s);
+
+/* calloc that aborts on out-of-memory. */
+void *util_calloc(size_t n, size_t size);
+
+#endif

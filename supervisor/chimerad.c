@@ -1,0 +1,307 @@
+/*
+ * chimerad.c - the supervisor: options, start-up, signals and shutdown.
+ *
+ * Start-up order: config, control socket (so that a second chimerad fails
+ * early and clearly), workers, then the database in the background.  The
+ * supervisor is RUNNING once the database answers and its schema is
+ * current (queue.c); until then workers wait idle.
+ *
+ * SIGTERM/SIGINT drain: no new claims; running tasks finish; idle workers
+ * are told to exit; after shutdown_timeout the busy ones are killed and
+ * their tasks requeued without charging an attempt.  The loop ends once
+ * every worker has exited and every write has reached the database (or
+ * the database is gone: then the leases expire and another supervisor, or
+ * the next run, requeues those tasks).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "chimerad.h"
+#include "control.h"
+#include "db.h"
+#include "log.h"
+#include "migrate.h"
+#include "queue.h"
+#include "util.h"
+
+#define DRAIN_DB_GRACE_MS 5000
+
+static void usage(FILE *out)
+{
+        fprintf(out,
+                "usage: chimerad [-c FILE] [--check-config | --migrate]\n"
+                "\n"
+                "Runs chimera's supervisor: claims tasks from chimera.tasks in PostgreSQL\n"
+                "and runs their workflows in a pool of pre-forked worker processes.\n"
+                "\n"
+                "  -c, --config FILE   configuration file (default %s)\n"
+                "      --check-config  validate the configuration and exit\n"
+                "      --migrate       create or upgrade the database schema and exit\n"
+                "  -h, --help          show this help and exit\n"
+                "      --version       show the version and exit\n"
+                "\n"
+                "The database is the config's \"database\" key, else CHIMERA_DATABASE_URL,\n"
+                "else libpq's PG* environment variables.  Signals: TERM or INT drain and\n"
+                "exit 0.  Exit status: 0 on success, 1 on an error, 2 on a usage error.\n",
+                CONFIG_DEFAULT_PATH);
+}
+
+const char *supervisor_state_name(enum sup_state state)
+{
+        static const char *const names[] = {"starting", "running", "draining", "stopping"};
+        return names[state];
+}
+
+static const char *database_conninfo(const struct config *cfg)
+{
+        const char *env = getenv("CHIMERA_DATABASE_URL");
+
+        if (cfg->database != NULL)
+                return cfg->database;
+        return env != NULL ? env : "";
+}
+
+static void make_id(char out[37])
+{
+        unsigned char b[16];
+
+        if (getrandom(b, sizeof(b), 0) != sizeof(b))
+                fatal("%s: getrandom", __func__);
+        b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+        b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+        snprintf(out, 37,
+                 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+                 b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+                 b[14], b[15]);
+}
+
+/*
+ * Moves a draining supervisor on once its tasks are done, and ends the loop
+ * once every worker has exited and the last writes and the removal of our
+ * supervisors row have reached the database.  While the database is down
+ * it waits, at most DRAIN_DB_GRACE_MS, for it to come back.
+ */
+void supervisor_maybe_finish(struct supervisor *sv)
+{
+        if (sv->state == SUP_DRAINING && pool_busy_count(&sv->pool) == 0) {
+                struct timeval grace = {DRAIN_DB_GRACE_MS / 1000, 0};
+                sv->state = SUP_STOPPING;
+                log_info("all tasks finished; stopping workers");
+                evtimer_add(sv->shutdown_timer, &grace);
+        }
+        if (sv->state != SUP_STOPPING)
+                return;
+        pool_shutdown(&sv->pool);
+        if (!pool_all_exited(&sv->pool) || !queue_quiet(sv->queue) || !db_is_up(sv->db))
+                return;
+        if (!sv->deregistered) {
+                sv->deregistered = true;
+                queue_deregister(sv->queue);
+                if (!queue_quiet(sv->queue))
+                        return;
+        }
+        event_base_loopexit(sv->base, NULL);
+}
+
+static void shutdown_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+        struct supervisor *sv = arg;
+
+        if (sv->state == SUP_DRAINING) {
+                log_warnx("shutdown_timeout reached with %d tasks running: stopping them; they "
+                          "go back to the queue without using an attempt",
+                          pool_busy_count(&sv->pool));
+                pool_kill_busy(&sv->pool, "shutdown_timeout");
+                return;
+        }
+        /* Still stopping: the database has not taken the last writes. */
+        log_warnx("exiting with %u database statements unwritten; the affected tasks are "
+                  "requeued when their leases expire",
+                  db_pending(sv->db));
+        event_base_loopexit(sv->base, NULL);
+}
+
+static void terminate_cb(evutil_socket_t sig, short what, void *arg)
+{
+        struct supervisor *sv = arg;
+        struct timeval tv;
+        int64_t ms = sv->cfg->shutdown_timeout_ms;
+
+        if (sv->state >= SUP_DRAINING) {
+                log_info("signal %d again: already stopping", (int)sig);
+                return;
+        }
+        log_info("signal %d: draining (%d tasks running, shutdown_timeout %lld ms)", (int)sig,
+                 pool_busy_count(&sv->pool), (long long)ms);
+        sv->state = SUP_DRAINING;
+        tv.tv_sec = ms / 1000;
+        tv.tv_usec = (ms % 1000) * 1000;
+        evtimer_add(sv->shutdown_timer, &tv);
+        supervisor_maybe_finish(sv);
+}
+
+static void hup_cb(evutil_socket_t sig, short what, void *arg)
+{
+        log_warnx("SIGHUP: configuration reload is not supported yet; restart chimerad to "
+                  "apply a new configuration");
+}
+
+static void database_state_cb(bool up, void *arg)
+{
+        struct supervisor *sv = arg;
+
+        queue_db_state(sv->queue, up);
+        supervisor_maybe_finish(sv);
+}
+
+static void database_notify_cb(const char *payload, void *arg)
+{
+        struct supervisor *sv = arg;
+
+        queue_notified(sv->queue);
+}
+
+static struct event *add_signal(struct supervisor *sv, int sig, event_callback_fn cb)
+{
+        struct event *ev = evsignal_new(sv->base, sig, cb, sv);
+
+        if (ev == NULL || event_add(ev, NULL) < 0)
+                fatalx("%s: cannot watch signal %d", __func__, sig);
+        return ev;
+}
+
+static int run(struct supervisor *sv)
+{
+        char *redacted;
+
+        sv->base = event_base_new();
+        if (sv->base == NULL)
+                fatalx("event_base_new failed");
+        signal(SIGPIPE, SIG_IGN);
+        make_id(sv->id);
+        if (gethostname(sv->host, sizeof(sv->host) - 1) < 0)
+                snprintf(sv->host, sizeof(sv->host), "unknown");
+        sv->started_ms = util_now_ms();
+        sv->state = SUP_STARTING;
+        sv->sig_term = add_signal(sv, SIGTERM, terminate_cb);
+        sv->sig_int = add_signal(sv, SIGINT, terminate_cb);
+        sv->sig_hup = add_signal(sv, SIGHUP, hup_cb);
+        sv->sig_chld = add_signal(sv, SIGCHLD, pool_reap_cb);
+        sv->shutdown_timer = evtimer_new(sv->base, shutdown_timeout_cb, sv);
+
+        sv->control = control_new(sv, sv->cfg->control_socket);
+        if (sv->control == NULL)
+                return 1;
+        sv->db = db_new(sv->base, database_conninfo(sv->cfg), "chimera_tasks", database_state_cb,
+                        database_notify_cb, sv);
+        sv->queue = queue_new(sv);
+        if (pool_start(&sv->pool, sv) < 0)
+                fatalx("cannot start the worker pool");
+        redacted = db_redact(database_conninfo(sv->cfg));
+        log_info("chimerad %s starting as %s on %s; database: %s", CHIMERA_VERSION, sv->id,
+                 sv->host, *redacted ? redacted : "(from PG* environment)");
+        free(redacted);
+        db_start(sv->db);
+
+        event_base_dispatch(sv->base);
+
+        if (sv->db != NULL && db_is_up(sv->db))
+                log_info("chimerad stopped");
+        return sv->exit_code;
+}
+
+static void supervisor_free(struct supervisor *sv)
+{
+        pool_free(&sv->pool);
+        queue_free(sv->queue);
+        db_free(sv->db);
+        control_free(sv->control);
+        if (sv->sig_term != NULL) {
+                event_free(sv->sig_term);
+                event_free(sv->sig_int);
+                event_free(sv->sig_hup);
+                event_free(sv->sig_chld);
+                event_free(sv->shutdown_timer);
+        }
+        if (sv->base != NULL)
+                event_base_free(sv->base);
+        config_free(sv->cfg);
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                {"config", required_argument, NULL, 'c'},
+                {"check-config", no_argument, NULL, 'C'},
+                {"migrate", no_argument, NULL, 'M'},
+                {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'V'},
+                {NULL, 0, NULL, 0},
+        };
+        struct supervisor sv = {0};
+        const char *path = CONFIG_DEFAULT_PATH;
+        int check = 0, migrate = 0, c, rc;
+        char err[1024];
+
+        log_init("chimerad", LOG_LEVEL_INFO, LOG_FORMAT_TEXT);
+        while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'c':
+                        path = optarg;
+                        break;
+                case 'C':
+                        check = 1;
+                        break;
+                case 'M':
+                        migrate = 1;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                case 'V':
+                        printf("chimerad %s\n", CHIMERA_VERSION);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return 2;
+                }
+        }
+        if (optind != argc) {
+                fprintf(stderr, "chimerad: unexpected argument \"%s\"\n", argv[optind]);
+                usage(stderr);
+                return 2;
+        }
+        sv.cfg = config_load(path, err, sizeof(err));
+        if (sv.cfg == NULL) {
+                fprintf(stderr, "chimerad: %s\n", err);
+                return 1;
+        }
+        sv.config_path = path;
+        if (check) {
+                printf("%s: configuration OK (%zu workflows, %zu agents, pool of %d)\n", path,
+                       sv.cfg->nworkflows, sv.cfg->nagents, sv.cfg->pool_size);
+                config_free(sv.cfg);
+                return 0;
+        }
+        if (migrate) {
+                rc = migrate_run(database_conninfo(sv.cfg), err, sizeof(err));
+                if (rc < 0)
+                        fprintf(stderr, "chimerad: %s\n", err);
+                config_free(sv.cfg);
+                return rc < 0 ? 1 : 0;
+        }
+        log_init("chimerad", sv.cfg->log_level, sv.cfg->log_format);
+        srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+        rc = run(&sv);
+        supervisor_free(&sv);
+        return rc;
+}

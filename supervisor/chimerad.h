@@ -1,0 +1,124 @@
+/*
+ * chimerad.h - the supervisor's data structures, shared by its subsystems.
+ *
+ * One process, one libevent loop.  struct supervisor is the root: it owns
+ * the config, the database client (db.c), the queue logic built on it
+ * (queue.c), the worker pool (pool.c) and the control socket (control.c).
+ * Nothing here blocks; every wait is an event.
+ */
+#ifndef CHIMERA_CHIMERAD_H
+#define CHIMERA_CHIMERAD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "config.h"
+
+struct db;
+struct control;
+
+enum sup_state {
+        SUP_STARTING, /* waiting for the database and the schema check */
+        SUP_RUNNING,  /* claiming and running tasks */
+        SUP_DRAINING, /* SIGTERM: no new claims, running tasks finish */
+        SUP_STOPPING, /* workers told to exit, last writes flushing */
+};
+
+/* A claimed task while this supervisor holds its lease. */
+struct task {
+        int64_t id;
+        int attempt;
+        char *workflow;
+        char *trace_id;
+        char *phase;        /* phase running now (from progress frames), or NULL */
+        int64_t started_ms; /* monotonic, when it was handed to a worker */
+};
+
+enum worker_state {
+        W_STARTING, /* forked, not yet sent its first heartbeat */
+        W_IDLE,
+        W_BUSY,
+        W_STOPPING, /* sent shutdown, or killed: waiting for SIGCHLD */
+        W_DEAD,     /* reaped; a respawn is scheduled */
+};
+
+struct worker {
+        int slot;
+        pid_t pid;
+        struct bufferevent *bev; /* our end of the socketpair, or NULL */
+        enum worker_state state;
+        struct task *task; /* owned; non-NULL only while W_BUSY or being killed */
+        unsigned tasks_done;
+        int64_t state_since_ms;
+        int64_t spawned_ms;
+        char *kill_reason; /* why we killed it, for the task's error; owned */
+        struct event *respawn_ev;
+        struct pool *pool;
+};
+
+struct pool {
+        struct supervisor *sv;
+        struct worker *workers;
+        int size;
+        char worker_path[4096 + 64];
+        int crash_streak;  /* workers that died soon after start, in a row */
+        unsigned restarts; /* respawns since start */
+};
+
+/* Counters reported by status. */
+struct sup_stats {
+        uint64_t claimed;
+        uint64_t succeeded;
+        uint64_t failed;
+        uint64_t retried;
+        uint64_t dead;
+};
+
+struct supervisor {
+        struct event_base *base;
+        struct config *cfg; /* owned */
+        const char *config_path;
+        char id[37]; /* this run's uuid: lease owner and supervisors row */
+        char host[256];
+        enum sup_state state;
+        int64_t started_ms;
+        int exit_code;
+        bool deregistered;
+
+        struct pool pool;
+        struct db *db;
+        struct control *control;
+        struct queue *queue;
+        struct sup_stats stats;
+
+        struct event *sig_term, *sig_int, *sig_hup, *sig_chld;
+        struct event *shutdown_timer;
+};
+
+/* supervisor-wide actions (chimerad.c) */
+void supervisor_maybe_finish(struct supervisor *sv);
+const char *supervisor_state_name(enum sup_state state);
+
+/* pool.c: the pre-forked workers. */
+int pool_start(struct pool *pool, struct supervisor *sv) __attribute__((warn_unused_result));
+int pool_idle_count(const struct pool *pool);
+int pool_busy_count(const struct pool *pool);
+/* Hands task (ownership passes) and its frame text (borrowed) to an idle worker. */
+int pool_dispatch(struct pool *pool, struct task *task, const char *frame, size_t len)
+        __attribute__((warn_unused_result));
+void pool_reap_cb(evutil_socket_t sig, short events, void *arg);
+void pool_shutdown(struct pool *pool);
+void pool_kill_busy(struct pool *pool, const char *reason);
+bool pool_all_exited(const struct pool *pool);
+void pool_free(struct pool *pool);
+json_t *pool_status_json(const struct pool *pool);
+/* Ids of tasks on workers, appended to arr (for lease renewal). */
+void pool_held_ids(const struct pool *pool, json_t *arr);
+
+void task_free(struct task *task);
+
+#endif

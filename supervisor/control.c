@@ -1,0 +1,254 @@
+/*
+ * control.c - the control socket server.
+ *
+ * Each connection is a bufferevent reading lines.  A request is bounded
+ * (CONTROL_MAX_LINE) and parsed as JSON; a malformed one gets an error reply,
+ * never more.  "status" needs a count from the database, so its reply is
+ * written when that query returns; a connection closed meanwhile is only
+ * marked closed and freed once no reply is owed to it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+
+#include "chimerad.h"
+#include "control.h"
+#include "db.h"
+#include "log.h"
+#include "queue.h"
+#include "util.h"
+
+#define CONTROL_MAX_LINE (64 * 1024)
+
+struct control {
+        struct supervisor *sv;
+        struct evconnlistener *listener;
+        char *path;
+};
+
+struct ctl_conn {
+        struct control *ctl;
+        struct bufferevent *bev; /* NULL once the peer has gone */
+        unsigned owed;           /* replies still to be written */
+};
+
+static void conn_maybe_free(struct ctl_conn *c)
+{
+        if (c->bev == NULL && c->owed == 0)
+                free(c);
+}
+
+static void conn_close(struct ctl_conn *c)
+{
+        if (c->bev != NULL) {
+                bufferevent_free(c->bev);
+                c->bev = NULL;
+        }
+        conn_maybe_free(c);
+}
+
+/* Writes reply (stolen) as one line. */
+static void conn_reply(struct ctl_conn *c, json_t *reply)
+{
+        char *text = json_dumps(reply, JSON_COMPACT);
+
+        json_decref(reply);
+        if (c->bev == NULL || text == NULL) {
+                free(text);
+                return;
+        }
+        bufferevent_write(c->bev, text, strlen(text));
+        bufferevent_write(c->bev, "\n", 1);
+        free(text);
+}
+
+static void conn_error(struct ctl_conn *c, const char *msg)
+{
+        conn_reply(c, json_pack("{s:b, s:s}", "ok", 0, "error", msg));
+}
+
+static json_t *supervisor_json(const struct supervisor *sv)
+{
+        json_t *queues = json_array();
+
+        for (size_t i = 0; i < sv->cfg->nqueues; i++)
+                json_array_append_new(queues, json_string(sv->cfg->queues[i]));
+        return json_pack("{s:s, s:s, s:i, s:s, s:I, s:o, s:s, s:{s:I, s:I, s:I, s:I}}", "id",
+                         sv->id, "host", sv->host, "pid", (int)getpid(), "version",
+                         CHIMERA_VERSION, "uptime_ms",
+                         (json_int_t)(util_now_ms() - sv->started_ms), "queues", queues, "state",
+                         supervisor_state_name(sv->state), "counters", "claimed",
+                         (json_int_t)sv->stats.claimed, "succeeded",
+                         (json_int_t)sv->stats.succeeded, "failed", (json_int_t)sv->stats.failed,
+                         "retried", (json_int_t)sv->stats.retried);
+}
+
+static void status_counts_cb(json_t *counts, void *arg)
+{
+        struct ctl_conn *c = arg;
+        struct supervisor *sv = c->ctl->sv;
+        json_t *db;
+
+        c->owed--;
+        if (db_is_up(sv->db))
+                db = json_pack("{s:b}", "up", 1);
+        else
+                db = json_pack("{s:b, s:s}", "up", 0, "error", db_last_error(sv->db));
+        conn_reply(c, json_pack("{s:b, s:o, s:o, s:o, s:O?}", "ok", 1, "supervisor",
+                                supervisor_json(sv), "database", db, "pool",
+                                pool_status_json(&sv->pool), "tasks", counts));
+        conn_maybe_free(c);
+}
+
+static void handle_request(struct ctl_conn *c, const char *line, size_t len)
+{
+        json_error_t jerr;
+        json_t *req = json_loadb(line, len, 0, &jerr);
+        const char *cmd;
+        char msg[256];
+
+        if (!json_is_object(req)) {
+                snprintf(msg, sizeof(msg), "request is not a JSON object%s%s",
+                         req ? "" : ": ", req ? "" : jerr.text);
+                conn_error(c, msg);
+                goto out;
+        }
+        cmd = json_string_value(json_object_get(req, "cmd"));
+        if (cmd == NULL) {
+                conn_error(c, "request has no \"cmd\" string");
+        } else if (strcmp(cmd, "status") == 0) {
+                c->owed++;
+                queue_counts(c->ctl->sv->queue, status_counts_cb, c);
+        } else if (strcmp(cmd, "ping") == 0) {
+                conn_reply(c, json_pack("{s:b}", "ok", 1));
+        } else {
+                snprintf(msg, sizeof(msg), "unknown command \"%.64s\"", cmd);
+                conn_error(c, msg);
+        }
+out:
+        json_decref(req);
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+        struct ctl_conn *c = arg;
+        struct evbuffer *in = bufferevent_get_input(bev);
+        size_t len;
+        char *line;
+
+        while (c->bev != NULL && (line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF)) != NULL) {
+                if (len > 0)
+                        handle_request(c, line, len);
+                free(line);
+        }
+        if (c->bev != NULL && evbuffer_get_length(in) > CONTROL_MAX_LINE) {
+                conn_error(c, "request too long");
+                evbuffer_drain(in, evbuffer_get_length(in));
+                bufferevent_disable(bev, EV_READ);
+        }
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+        if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+                conn_close(arg);
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int socklen, void *arg)
+{
+        struct control *ctl = arg;
+        struct ctl_conn *c = util_calloc(1, sizeof(*c));
+
+        c->ctl = ctl;
+        c->bev = bufferevent_socket_new(ctl->sv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        if (c->bev == NULL) {
+                close(fd);
+                free(c);
+                return;
+        }
+        bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
+        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+/* Removes a socket file left by a dead chimerad; refuses if one answers. */
+static int clear_stale(const struct sockaddr_un *sun)
+{
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int rc;
+
+        if (fd < 0)
+                return -1;
+        rc = connect(fd, (const struct sockaddr *)sun, sizeof(*sun));
+        close(fd);
+        if (rc == 0) {
+                log_warnx("another chimerad is already listening on %s", sun->sun_path);
+                return -1;
+        }
+        if (errno == ECONNREFUSED)
+                unlink(sun->sun_path);
+        return 0;
+}
+
+struct control *control_new(struct supervisor *sv, const char *path)
+{
+        struct sockaddr_un sun = {.sun_family = AF_UNIX};
+        struct control *ctl;
+        mode_t old;
+        int fd;
+
+        if (strlen(path) >= sizeof(sun.sun_path)) {
+                log_warnx("control_socket %s: path too long (at most %zu bytes)", path,
+                          sizeof(sun.sun_path) - 1);
+                return NULL;
+        }
+        strcpy(sun.sun_path, path);
+        if (clear_stale(&sun) < 0)
+                return NULL;
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0) {
+                log_warn("control socket");
+                return NULL;
+        }
+        old = umask(0117); /* 0660: the service user and its group */
+        if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+                umask(old);
+                log_warn("cannot create the control socket %s", path);
+                close(fd);
+                return NULL;
+        }
+        umask(old);
+        ctl = util_calloc(1, sizeof(*ctl));
+        ctl->sv = sv;
+        ctl->path = util_strdup(path);
+        ctl->listener = evconnlistener_new(sv->base, accept_cb, ctl,
+                                           LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16, fd);
+        if (ctl->listener == NULL) {
+                log_warn("cannot listen on %s", path);
+                close(fd);
+                unlink(path);
+                free(ctl->path);
+                free(ctl);
+                return NULL;
+        }
+        return ctl;
+}
+
+void control_free(struct control *ctl)
+{
+        if (ctl == NULL)
+                return;
+        evconnlistener_free(ctl->listener);
+        unlink(ctl->path);
+        free(ctl->path);
+        free(ctl);
+}

@@ -1,0 +1,444 @@
+/*
+ * db.c - the asynchronous PostgreSQL client of chimerad.
+ *
+ * The connection is a small state machine: DOWN -> CONNECTING (PQconnectPoll
+ * driven by socket events) -> UP (a persistent read event; a write event
+ * only while libpq has unsent data) -> DOWN again on any connection error,
+ * with a reconnect timer that backs off from 100 ms to 5 s.
+ *
+ * Statements run one at a time, in order.  That keeps error handling
+ * simple (a failed statement affects nobody else) and is enough because
+ * callers batch their work into few statements (see queue.c).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include "db.h"
+#include "log.h"
+#include "util.h"
+
+#define RECONNECT_MIN_MS 100
+#define RECONNECT_MAX_MS 5000
+
+enum db_conn_state {
+        DB_DOWN,
+        DB_CONNECTING,
+        DB_UP,
+};
+
+struct db_query {
+        TAILQ_ENTRY(db_query) entry;
+        const char *sql;
+        int nparams;
+        char **params;
+        db_result_cb cb;
+        void *arg;
+};
+
+TAILQ_HEAD(db_query_list, db_query);
+
+struct db {
+        struct event_base *base;
+        char *conninfo;
+        char *listen_sql; /* "LISTEN channel", or NULL */
+        db_state_cb state_cb;
+        db_notify_cb notify_cb;
+        void *arg;
+
+        PGconn *conn;
+        enum db_conn_state state;
+        evutil_socket_t sock;
+        struct event *read_ev, *write_ev, *reconnect_ev;
+        int64_t backoff_ms;
+
+        struct db_query_list queue;
+        struct db_query *inflight;
+        PGresult *result; /* kept result of the in-flight statement */
+        bool listen_inflight;
+        bool listening; /* LISTEN done on this connection */
+        unsigned npending;
+        char last_error[512];
+};
+
+static void db_io_cb(evutil_socket_t fd, short what, void *arg);
+static void db_connect_cb(evutil_socket_t fd, short what, void *arg);
+static void db_send_next(struct db *db);
+
+struct db *db_new(struct event_base *base, const char *conninfo, const char *listen_channel,
+                  db_state_cb state_cb, db_notify_cb notify_cb, void *arg)
+{
+        struct db *db = util_calloc(1, sizeof(*db));
+
+        db->base = base;
+        db->conninfo = util_strdup(conninfo ? conninfo : "");
+        if (listen_channel != NULL) {
+                size_t n = strlen(listen_channel) + sizeof("LISTEN ");
+                db->listen_sql = util_calloc(1, n);
+                snprintf(db->listen_sql, n, "LISTEN %s", listen_channel);
+        }
+        db->state_cb = state_cb;
+        db->notify_cb = notify_cb;
+        db->arg = arg;
+        db->sock = -1;
+        db->backoff_ms = RECONNECT_MIN_MS;
+        TAILQ_INIT(&db->queue);
+        db->reconnect_ev = evtimer_new(base, db_connect_cb, db);
+        if (db->reconnect_ev == NULL)
+                fatalx("%s: evtimer_new", __func__);
+        return db;
+}
+
+static void query_free(struct db_query *q)
+{
+        if (q == NULL)
+                return;
+        for (int i = 0; i < q->nparams; i++)
+                free(q->params[i]);
+        free(q->params);
+        free(q);
+}
+
+static void set_error(struct db *db, const char *msg)
+{
+        size_t n;
+
+        snprintf(db->last_error, sizeof(db->last_error), "%s", msg ? msg : "unknown error");
+        n = strlen(db->last_error);
+        while (n > 0 && (db->last_error[n - 1] == '\n' || db->last_error[n - 1] == ' '))
+                db->last_error[--n] = '\0';
+}
+
+static void free_events(struct db *db)
+{
+        if (db->read_ev != NULL)
+                event_free(db->read_ev);
+        if (db->write_ev != NULL)
+                event_free(db->write_ev);
+        db->read_ev = db->write_ev = NULL;
+}
+
+static void schedule_reconnect(struct db *db)
+{
+        struct timeval tv;
+        int64_t ms = db->backoff_ms;
+
+        tv.tv_sec = ms / 1000;
+        tv.tv_usec = (ms % 1000) * 1000;
+        evtimer_add(db->reconnect_ev, &tv);
+        db->backoff_ms = ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : ms * 2;
+}
+
+/*
+ * Drops the connection.  The in-flight statement's callback learns of it
+ * with a NULL result; queued statements stay for the next connection.
+ */
+static void db_lost(struct db *db)
+{
+        struct db_query *q = db->inflight;
+        bool was_up = db->state == DB_UP;
+
+        free_events(db);
+        if (db->conn != NULL) {
+                set_error(db, PQerrorMessage(db->conn));
+                PQfinish(db->conn);
+                db->conn = NULL;
+        }
+        db->sock = -1;
+        db->state = DB_DOWN;
+        db->inflight = NULL;
+        db->listen_inflight = false;
+        db->listening = false;
+        PQclear(db->result);
+        db->result = NULL;
+        if (q != NULL) {
+                db->npending--;
+                q->cb(NULL, q->arg);
+                query_free(q);
+        }
+        if (was_up) {
+                log_warnx("database connection lost: %s", db->last_error);
+                db->state_cb(false, db->arg);
+        }
+        schedule_reconnect(db);
+}
+
+void db_start(struct db *db)
+{
+        db_connect_cb(-1, 0, db);
+}
+
+static int watch_connect(struct db *db, short what)
+{
+        free_events(db);
+        db->sock = PQsocket(db->conn);
+        if (db->sock < 0)
+                return -1;
+        db->read_ev = event_new(db->base, db->sock, what, db_connect_cb, db);
+        if (db->read_ev == NULL || event_add(db->read_ev, NULL) < 0)
+                return -1;
+        return 0;
+}
+
+static void db_became_up(struct db *db)
+{
+        free_events(db);
+        db->sock = PQsocket(db->conn);
+        if (PQsetnonblocking(db->conn, 1) != 0) {
+                db_lost(db);
+                return;
+        }
+        db->read_ev = event_new(db->base, db->sock, EV_READ | EV_PERSIST, db_io_cb, db);
+        db->write_ev = event_new(db->base, db->sock, EV_WRITE, db_io_cb, db);
+        if (db->read_ev == NULL || db->write_ev == NULL || event_add(db->read_ev, NULL) < 0)
+                fatalx("%s: cannot watch the database socket", __func__);
+        db->state = DB_UP;
+        db->backoff_ms = RECONNECT_MIN_MS;
+        db->last_error[0] = '\0';
+        log_info("database connection up (server %d, pid %d)", PQserverVersion(db->conn),
+                 PQbackendPID(db->conn));
+        db->state_cb(true, db->arg);
+        db_send_next(db);
+}
+
+/* Starts a connection attempt, or advances the one under way. */
+static void db_connect_cb(evutil_socket_t fd, short what, void *arg)
+{
+        struct db *db = arg;
+        PostgresPollingStatusType st;
+
+        if (db->state == DB_DOWN) {
+                db->conn = PQconnectStart(db->conninfo);
+                if (db->conn == NULL)
+                        fatalx("%s: out of memory", __func__);
+                db->state = DB_CONNECTING;
+                if (PQstatus(db->conn) == CONNECTION_BAD)
+                        goto failed;
+                st = PGRES_POLLING_WRITING;
+        } else {
+                st = PQconnectPoll(db->conn);
+        }
+        switch (st) {
+        case PGRES_POLLING_READING:
+                if (watch_connect(db, EV_READ) < 0)
+                        goto failed;
+                return;
+        case PGRES_POLLING_WRITING:
+                if (watch_connect(db, EV_WRITE) < 0)
+                        goto failed;
+                return;
+        case PGRES_POLLING_OK:
+                db_became_up(db);
+                return;
+        default:
+                goto failed;
+        }
+failed:
+        set_error(db, PQerrorMessage(db->conn));
+        log_warnx("cannot connect to the database: %s (retrying in %lld ms)", db->last_error,
+                  (long long)db->backoff_ms);
+        free_events(db);
+        PQfinish(db->conn);
+        db->conn = NULL;
+        db->state = DB_DOWN;
+        schedule_reconnect(db);
+}
+
+void db_query(struct db *db, const char *sql, int nparams, const char *const *params,
+              db_result_cb cb, void *arg)
+{
+        struct db_query *q = util_calloc(1, sizeof(*q));
+
+        q->sql = sql;
+        q->nparams = nparams;
+        q->params = util_calloc((size_t)(nparams > 0 ? nparams : 1), sizeof(char *));
+        for (int i = 0; i < nparams; i++)
+                q->params[i] = util_strdup(params[i]);
+        q->cb = cb;
+        q->arg = arg;
+        TAILQ_INSERT_TAIL(&db->queue, q, entry);
+        db->npending++;
+        db_send_next(db);
+}
+
+static void flush_output(struct db *db)
+{
+        int rc = PQflush(db->conn);
+
+        if (rc < 0)
+                db_lost(db);
+        else if (rc > 0)
+                event_add(db->write_ev, NULL);
+}
+
+static void db_send_next(struct db *db)
+{
+        struct db_query *q;
+
+        if (db->state != DB_UP || db->inflight != NULL || db->listen_inflight)
+                return;
+        if (db->listen_sql != NULL && !db->listening) {
+                /* LISTEN goes first on every new connection, before anything queued. */
+                if (!PQsendQuery(db->conn, db->listen_sql)) {
+                        db_lost(db);
+                        return;
+                }
+                db->listen_inflight = true;
+                flush_output(db);
+                return;
+        }
+        q = TAILQ_FIRST(&db->queue);
+        if (q == NULL)
+                return;
+        TAILQ_REMOVE(&db->queue, q, entry);
+        db->inflight = q;
+        if (!PQsendQueryParams(db->conn, q->sql, q->nparams, NULL, (const char *const *)q->params,
+                               NULL, NULL, 0)) {
+                db_lost(db);
+                return;
+        }
+        flush_output(db);
+}
+
+static void deliver_notifies(struct db *db)
+{
+        PGnotify *n;
+
+        while ((n = PQnotifies(db->conn)) != NULL) {
+                db->notify_cb(n->extra, db->arg);
+                PQfreemem(n);
+        }
+}
+
+/* Called when the statement in flight has returned all its results. */
+static void finish_statement(struct db *db)
+{
+        struct db_query *q = db->inflight;
+        PGresult *res = db->result;
+
+        db->result = NULL;
+        if (db->listen_inflight) {
+                db->listen_inflight = false;
+                if (PQresultStatus(res) != PGRES_COMMAND_OK)
+                        log_warnx("%s failed: %s", db->listen_sql, PQresultErrorMessage(res));
+                else
+                        db->listening = true;
+                PQclear(res);
+                return;
+        }
+        db->inflight = NULL;
+        db->npending--;
+        q->cb(res, q->arg);
+        PQclear(res);
+        query_free(q);
+}
+
+/* Reads what the server sent: notifications and results of the statement in flight. */
+static void read_results(struct db *db)
+{
+        PGresult *res;
+
+        if (!PQconsumeInput(db->conn)) {
+                db_lost(db);
+                return;
+        }
+        deliver_notifies(db);
+        while ((db->inflight != NULL || db->listen_inflight) && !PQisBusy(db->conn)) {
+                res = PQgetResult(db->conn);
+                if (res == NULL) {
+                        finish_statement(db);
+                        db_send_next(db);
+                        if (db->state != DB_UP)
+                                return;
+                        continue;
+                }
+                /* Keep the first error, else the last result. */
+                if (db->result == NULL || PQresultStatus(db->result) != PGRES_FATAL_ERROR) {
+                        PQclear(db->result);
+                        db->result = res;
+                } else {
+                        PQclear(res);
+                }
+        }
+        if (PQstatus(db->conn) == CONNECTION_BAD)
+                db_lost(db);
+}
+
+static void db_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+        struct db *db = arg;
+
+        if (what & EV_WRITE) {
+                flush_output(db);
+                if (db->state != DB_UP)
+                        return;
+        }
+        if (what & EV_READ)
+                read_results(db);
+}
+
+bool db_is_up(const struct db *db)
+{
+        return db->state == DB_UP;
+}
+
+unsigned db_pending(const struct db *db)
+{
+        return db->npending;
+}
+
+const char *db_last_error(const struct db *db)
+{
+        return db->last_error;
+}
+
+void db_free(struct db *db)
+{
+        struct db_query *q;
+
+        if (db == NULL)
+                return;
+        free_events(db);
+        if (db->reconnect_ev != NULL)
+                event_free(db->reconnect_ev);
+        if (db->conn != NULL)
+                PQfinish(db->conn);
+        PQclear(db->result);
+        query_free(db->inflight);
+        while ((q = TAILQ_FIRST(&db->queue)) != NULL) {
+                TAILQ_REMOVE(&db->queue, q, entry);
+                query_free(q);
+        }
+        free(db->listen_sql);
+        free(db->conninfo);
+        free(db);
+}
+
+/*
+ * Replaces the password of a URL ("postgresql://u:secret@h/db") or a
+ * key=value string ("password=secret") with "***", so that connection
+ * strings can be logged.
+ */
+char *db_redact(const char *conninfo)
+{
+        PQconninfoOption *opts = PQconninfoParse(conninfo ? conninfo : "", NULL);
+        char *out;
+        size_t cap = 1024, len = 0;
+
+        if (opts == NULL)
+                return util_strdup("(unparsable connection string)");
+        out = util_calloc(1, cap);
+        for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+                const char *v = o->val;
+                if (v == NULL || *v == '\0')
+                        continue;
+                if (strcmp(o->keyword, "password") == 0)
+                        v = "***";
+                int n = snprintf(out + len, cap - len, "%s%s=%s", len ? " " : "", o->keyword, v);
+                if (n < 0 || (size_t)n >= cap - len)
+                        break;
+                len += (size_t)n;
+        }
+        PQconninfoFree(opts);
+        return out;
+}

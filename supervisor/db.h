@@ -1,0 +1,66 @@
+/*
+ * db.h - chimerad's one PostgreSQL connection, driven by libpq's
+ * asynchronous API inside the libevent loop.
+ *
+ * Callers queue statements; they run one after another in FIFO order and
+ * each callback gets its result.  The connection is opened in the
+ * background and reopened with a back-off whenever it is lost; statements
+ * queued meanwhile wait for it.  LISTEN is re-issued on every new
+ * connection before anything queued.
+ */
+#ifndef CHIMERA_DB_H
+#define CHIMERA_DB_H
+
+#include <stdbool.h>
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+
+struct db;
+
+/*
+ * Called with the result of a statement, or with res == NULL when the
+ * connection was lost while the statement was in flight (it may or may not
+ * have committed).  res is owned by db.c and cleared after the call.
+ */
+typedef void (*db_result_cb)(PGresult *res, void *arg);
+
+/* Called when the connection comes up (up = true) or is lost. */
+typedef void (*db_state_cb)(bool up, void *arg);
+
+/* Called for each NOTIFY on the channel; payload is borrowed. */
+typedef void (*db_notify_cb)(const char *payload, void *arg);
+
+/*
+ * Creates the client; conninfo (a libpq connection string or URL, copied)
+ * may be "" for the PG* environment variables.  Nothing connects until
+ * db_start().  Never returns NULL.
+ */
+struct db *db_new(struct event_base *base, const char *conninfo, const char *listen_channel,
+                  db_state_cb state_cb, db_notify_cb notify_cb, void *arg);
+
+/* Starts connecting (in the background). */
+void db_start(struct db *db);
+
+/*
+ * Queues sql (borrowed: a string literal that outlives the query) with
+ * nparams text parameters (copied; a NULL element is SQL NULL).
+ */
+void db_query(struct db *db, const char *sql, int nparams, const char *const *params,
+              db_result_cb cb, void *arg);
+
+bool db_is_up(const struct db *db);
+
+/* Statements queued or in flight. */
+unsigned db_pending(const struct db *db);
+
+/* The server's last error text, or "" (borrowed). */
+const char *db_last_error(const struct db *db);
+
+/* Closes the connection; queued statements are dropped without callbacks. */
+void db_free(struct db *db);
+
+/* Hides the password of a connection string for log lines; returns malloc'd text. */
+char *db_redact(const char *conninfo);
+
+#endif

@@ -1,0 +1,594 @@
+/*
+ * pool.c - the pre-forked workers: spawning, dispatching, frames, deaths.
+ *
+ * Each worker is fork+exec'd from chimera-worker with its end of a
+ * socketpair on fd 3, so it starts with a fresh address space and no libpq
+ * or libevent state of ours.  Our end is a bufferevent; every frame that
+ * arrives goes through frame_decode() before anything acts on it, and a
+ * worker that sends something malformed or out of turn is killed (its task
+ * retried), never trusted.
+ *
+ * A worker's life: STARTING until its first heartbeat, then IDLE and BUSY
+ * in turns.  Death is seen two ways: EOF on the socket (we kill it to be
+ * sure) and SIGCHLD, where waitpid() reaps it; only the reaping settles
+ * its task (retried) and schedules a replacement, with a growing back-off
+ * when workers die right after they start, so a broken binary cannot make
+ * chimerad fork in a tight loop.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "chimerad.h"
+#include "frame.h"
+#include "log.h"
+#include "queue.h"
+#include "util.h"
+
+#define WORKER_FD            3
+#define RESPAWN_QUICK_MS     1000 /* a death sooner than this after spawn counts as a crash */
+#define RESPAWN_MAX_DELAY_MS 30000
+
+static int worker_spawn(struct worker *w);
+static void worker_kill(struct worker *w, const char *reason);
+static void send_shutdown(struct worker *w);
+
+void task_free(struct task *task)
+{
+        if (task == NULL)
+                return;
+        free(task->workflow);
+        free(task->trace_id);
+        free(task->phase);
+        free(task);
+}
+
+static const char *worker_state_name(enum worker_state s)
+{
+        static const char *const names[] = {"starting", "idle", "busy", "stopping", "dead"};
+        return names[s];
+}
+
+static void set_state(struct worker *w, enum worker_state s)
+{
+        w->state = s;
+        w->state_since_ms = util_now_ms();
+}
+
+/* Finds chimera-worker next to our own executable, else in LIBEXECDIR. */
+static void find_worker_path(struct pool *pool)
+{
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        const char *env = getenv("CHIMERA_WORKER");
+
+        if (env != NULL && *env != '\0') {
+                snprintf(pool->worker_path, sizeof(pool->worker_path), "%s", env);
+                return;
+        }
+        if (n > 0) {
+                self[n] = '\0';
+                char *slash = strrchr(self, '/');
+                if (slash != NULL) {
+                        *slash = '\0';
+                        snprintf(pool->worker_path, sizeof(pool->worker_path),
+                                 "%s/chimera-worker", self);
+                        if (access(pool->worker_path, X_OK) == 0)
+                                return;
+                }
+        }
+        snprintf(pool->worker_path, sizeof(pool->worker_path), "%s/chimera-worker",
+                 CHIMERA_LIBEXECDIR);
+}
+
+int pool_start(struct pool *pool, struct supervisor *sv)
+{
+        pool->sv = sv;
+        pool->size = sv->cfg->pool_size;
+        pool->workers = util_calloc((size_t)pool->size, sizeof(struct worker));
+        find_worker_path(pool);
+        if (access(pool->worker_path, X_OK) < 0) {
+                log_warn("cannot execute the worker program %s", pool->worker_path);
+                return -1;
+        }
+        for (int i = 0; i < pool->size; i++) {
+                struct worker *w = &pool->workers[i];
+                w->slot = i;
+                w->pool = pool;
+                w->pid = -1;
+                set_state(w, W_DEAD);
+                if (worker_spawn(w) < 0)
+                        return -1;
+        }
+        log_info("started %d workers (%s)", pool->size, pool->worker_path);
+        return 0;
+}
+
+/* ---- frames from a worker ---- */
+
+static bool frame_is_for_task(struct worker *w, json_t *msg)
+{
+        return w->task != NULL &&
+               json_integer_value(json_object_get(msg, "id")) == w->task->id &&
+               json_integer_value(json_object_get(msg, "attempt")) == w->task->attempt;
+}
+
+static void on_progress(struct worker *w, json_t *msg)
+{
+        struct queue *q = w->pool->sv->queue;
+        const char *event = json_string_value(json_object_get(msg, "event"));
+        const char *phase = json_string_value(json_object_get(msg, "phase"));
+        json_t *detail;
+
+        if (strcmp(event, "started") == 0) {
+                free(w->task->phase);
+                w->task->phase = util_strdup(phase);
+                queue_phase(q, w->task, "phase_started", phase, NULL, NULL);
+                return;
+        }
+        detail = json_pack("{s:O*, s:O*, s:O*, s:O*}", "outcome", json_object_get(msg, "outcome"),
+                           "next", json_object_get(msg, "next"), "duration_ms",
+                           json_object_get(msg, "duration_ms"), "error",
+                           json_object_get(msg, "error"));
+        queue_phase(q, w->task, "phase_finished", phase, detail,
+                    json_incref(json_object_get(msg, "state")));
+}
+
+static void on_result(struct worker *w, json_t *msg)
+{
+        struct supervisor *sv = w->pool->sv;
+        struct task *t = w->task;
+        const char *status = json_string_value(json_object_get(msg, "status"));
+        const char *error = json_string_value(json_object_get(msg, "error"));
+        int64_t ms = util_now_ms() - t->started_ms;
+
+        if (strcmp(status, "succeeded") == 0) {
+                sv->stats.succeeded++;
+                log_info("task %lld succeeded (workflow %s, attempt %d, trace %s, worker %d, %lld ms)",
+                         (long long)t->id, t->workflow, t->attempt, t->trace_id, (int)w->pid,
+                         (long long)ms);
+        } else if (strcmp(status, "failed") == 0) {
+                sv->stats.failed++;
+                log_info("task %lld failed: %s (workflow %s, attempt %d, trace %s, worker %d)",
+                         (long long)t->id, error ? error : "no reason given", t->workflow,
+                         t->attempt, t->trace_id, (int)w->pid);
+        } else {
+                sv->stats.retried++;
+                log_info("task %lld will be retried: %s (workflow %s, attempt %d, trace %s)",
+                         (long long)t->id, error ? error : "transient error", t->workflow,
+                         t->attempt, t->trace_id);
+        }
+        queue_finish(sv->queue, t, status, json_incref(json_object_get(msg, "result")), error,
+                     json_incref(json_object_get(msg, "state")));
+        task_free(t);
+        w->task = NULL;
+        w->tasks_done++;
+        set_state(w, W_IDLE);
+        if (sv->cfg->pool_max_tasks_per_worker > 0 &&
+            w->tasks_done >= (unsigned)sv->cfg->pool_max_tasks_per_worker) {
+                send_shutdown(w); /* recycled: replaced by a fresh one when it exits */
+                return;
+        }
+        supervisor_maybe_finish(sv);
+        queue_kick(sv->queue);
+}
+
+static bool result_status_valid(const char *s)
+{
+        return strcmp(s, "succeeded") == 0 || strcmp(s, "failed") == 0 ||
+               strcmp(s, "retry") == 0;
+}
+
+/* Acts on one decoded frame.  Returns -1 with reason when the worker must go. */
+static int handle_frame(struct worker *w, struct frame *f, char *why, size_t whysz)
+{
+        switch (f->type) {
+        case FRAME_HEARTBEAT:
+                if (w->state == W_STARTING) {
+                        set_state(w, W_IDLE);
+                        log_debug("worker %d (slot %d) ready", (int)w->pid, w->slot);
+                        queue_kick(w->pool->sv->queue);
+                }
+                return 0;
+        case FRAME_PROGRESS:
+                if (w->state != W_BUSY || !frame_is_for_task(w, f->msg))
+                        break;
+                on_progress(w, f->msg);
+                return 0;
+        case FRAME_RESULT:
+                if (w->state != W_BUSY || !frame_is_for_task(w, f->msg))
+                        break;
+                if (!result_status_valid(json_string_value(json_object_get(f->msg, "status")))) {
+                        snprintf(why, whysz, "sent a result with an unknown status");
+                        return -1;
+                }
+                on_result(w, f->msg);
+                return 0;
+        default:
+                break;
+        }
+        snprintf(why, whysz, "sent a %s frame out of turn", frame_type_name(f->type));
+        return -1;
+}
+
+static void worker_read_cb(struct bufferevent *bev, void *arg)
+{
+        struct worker *w = arg;
+        struct evbuffer *in = bufferevent_get_input(bev);
+        size_t max = (size_t)w->pool->sv->cfg->pool_max_frame_size;
+        unsigned char hdr[FRAME_HEADER_SIZE];
+        char why[256];
+        struct frame f;
+        size_t len;
+
+        while (w->bev != NULL && evbuffer_get_length(in) >= FRAME_HEADER_SIZE) {
+                evbuffer_copyout(in, hdr, sizeof(hdr));
+                if (frame_header_length(hdr, max, &len) < 0) {
+                        worker_kill(w, "sent a frame of invalid length");
+                        return;
+                }
+                if (evbuffer_get_length(in) < FRAME_HEADER_SIZE + len)
+                        return;
+                const char *body = (const char *)evbuffer_pullup(in, (ssize_t)(FRAME_HEADER_SIZE + len));
+                int rc = frame_decode(body + FRAME_HEADER_SIZE, len, &f, why, sizeof(why));
+                evbuffer_drain(in, FRAME_HEADER_SIZE + len);
+                if (rc < 0) {
+                        char reason[300];
+                        snprintf(reason, sizeof(reason), "sent a malformed frame (%s)", why);
+                        worker_kill(w, reason);
+                        return;
+                }
+                rc = handle_frame(w, &f, why, sizeof(why));
+                frame_clear(&f);
+                if (rc < 0) {
+                        worker_kill(w, why);
+                        return;
+                }
+        }
+}
+
+static void worker_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+        struct worker *w = arg;
+
+        /* Usually the worker died and SIGCHLD tells how; kill it anyway in case it
+         * only closed the socket, so that the reaping always follows. */
+        if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+                worker_kill(w, NULL);
+}
+
+/* ---- spawning and killing ---- */
+
+static void exec_worker(const struct pool *pool, int fd)
+{
+        char max[32], slot[16];
+        const struct config *cfg = pool->sv->cfg;
+        static const char *const levels[] = {"debug", "info", "warn", "error"};
+        sigset_t none;
+
+        /* Undo what the supervisor set up for itself before the new program starts. */
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        if (fd != WORKER_FD) {
+                if (dup2(fd, WORKER_FD) < 0)
+                        _exit(127);
+        } else if (fcntl(fd, F_SETFD, 0) < 0) {
+                _exit(127);
+        }
+        close_range(WORKER_FD + 1, ~0U, 0);
+        snprintf(max, sizeof(max), "%lld", (long long)cfg->pool_max_frame_size);
+        snprintf(slot, sizeof(slot), "%d", 0);
+        execl(pool->worker_path, "chimera-worker", "--max-frame-size", max, "--log-level",
+              levels[cfg->log_level], "--log-format",
+              cfg->log_format == LOG_FORMAT_JSON ? "json" : "text", (char *)NULL);
+        log_warn("cannot execute %s", pool->worker_path);
+        _exit(127);
+}
+
+static int worker_spawn(struct worker *w)
+{
+        struct pool *pool = w->pool;
+        struct supervisor *sv = pool->sv;
+        int sp[2];
+        pid_t pid;
+
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+                log_warn("%s: socketpair", __func__);
+                return -1;
+        }
+        pid = fork();
+        if (pid < 0) {
+                log_warn("%s: fork", __func__);
+                close(sp[0]);
+                close(sp[1]);
+                return -1;
+        }
+        if (pid == 0) {
+                close(sp[0]);
+                exec_worker(pool, sp[1]);
+        }
+        close(sp[1]);
+        if (util_set_nonblock(sp[0]) < 0)
+                fatal("%s: nonblock", __func__);
+        w->bev = bufferevent_socket_new(sv->base, sp[0], BEV_OPT_CLOSE_ON_FREE);
+        if (w->bev == NULL)
+                fatalx("%s: bufferevent_socket_new", __func__);
+        bufferevent_setcb(w->bev, worker_read_cb, NULL, worker_event_cb, w);
+        bufferevent_enable(w->bev, EV_READ | EV_WRITE);
+        w->pid = pid;
+        w->spawned_ms = util_now_ms();
+        w->tasks_done = 0;
+        set_state(w, W_STARTING);
+        log_debug("spawned worker %d in slot %d", (int)pid, w->slot);
+        return 0;
+}
+
+/*
+ * Stops talking to a worker and makes sure it dies; its task and its slot
+ * are settled when SIGCHLD reaps it.  reason (copied) is why, for the
+ * task's error; NULL for an orderly stop.
+ */
+static void worker_kill(struct worker *w, const char *reason)
+{
+        if (reason != NULL && w->kill_reason == NULL) {
+                w->kill_reason = util_strdup(reason);
+                log_warnx("worker %d (slot %d) %s: killing it", (int)w->pid, w->slot, reason);
+        }
+        if (w->bev != NULL) {
+                bufferevent_free(w->bev);
+                w->bev = NULL;
+        }
+        if (w->pid > 0)
+                kill(w->pid, SIGKILL);
+        if (w->state != W_DEAD)
+                set_state(w, W_STOPPING);
+}
+
+static void respawn_cb(evutil_socket_t fd, short what, void *arg)
+{
+        struct worker *w = arg;
+
+        if (w->pool->sv->state >= SUP_DRAINING)
+                return;
+        if (worker_spawn(w) < 0)
+                fatalx("cannot start a worker");
+}
+
+static void schedule_respawn(struct worker *w)
+{
+        struct pool *pool = w->pool;
+        int64_t lived = util_now_ms() - w->spawned_ms, delay = 0;
+        struct timeval tv;
+
+        if (pool->sv->state >= SUP_DRAINING)
+                return;
+        if (lived < RESPAWN_QUICK_MS && w->tasks_done == 0) {
+                pool->crash_streak++;
+                delay = 100;
+                for (int i = 1; i < pool->crash_streak && delay < RESPAWN_MAX_DELAY_MS; i++)
+                        delay *= 2;
+                if (delay > RESPAWN_MAX_DELAY_MS)
+                        delay = RESPAWN_MAX_DELAY_MS;
+                log_warnx("workers are dying right after they start; next one in %lld ms",
+                          (long long)delay);
+        } else {
+                pool->crash_streak = 0;
+        }
+        pool->restarts++;
+        if (w->respawn_ev == NULL)
+                w->respawn_ev = evtimer_new(pool->sv->base, respawn_cb, w);
+        tv.tv_sec = delay / 1000;
+        tv.tv_usec = (delay % 1000) * 1000;
+        evtimer_add(w->respawn_ev, &tv);
+}
+
+static void describe_status(int status, char *buf, size_t size)
+{
+        if (WIFSIGNALED(status))
+                snprintf(buf, size, "killed by signal %d (%s)", WTERMSIG(status),
+                         strsignal(WTERMSIG(status)));
+        else
+                snprintf(buf, size, "exited with status %d", WEXITSTATUS(status));
+}
+
+/* Settles a reaped worker: its task goes back to the queue, its slot is refilled. */
+static void worker_reaped(struct worker *w, int status)
+{
+        struct supervisor *sv = w->pool->sv;
+        char how[96], err[512];
+
+        describe_status(status, how, sizeof(how));
+        if (w->task != NULL) {
+                struct task *t = w->task;
+                snprintf(err, sizeof(err), "worker %d %s%s%s%s%s", (int)w->pid, how,
+                         w->kill_reason ? " after it " : "", w->kill_reason ? w->kill_reason : "",
+                         t->phase ? " during phase " : "", t->phase ? t->phase : "");
+                if (sv->state >= SUP_DRAINING && w->kill_reason != NULL &&
+                    strcmp(w->kill_reason, "shutdown_timeout") == 0) {
+                        queue_finish(sv->queue, t, "requeue", NULL, err, NULL);
+                } else {
+                        log_warnx("task %lld: %s; it will be retried", (long long)t->id, err);
+                        sv->stats.retried++;
+                        queue_finish(sv->queue, t, "retry", NULL, err, NULL);
+                }
+                task_free(t);
+                w->task = NULL;
+        } else if (w->state != W_STOPPING && sv->state < SUP_DRAINING) {
+                log_warnx("worker %d (slot %d) %s", (int)w->pid, w->slot, how);
+        }
+        if (w->bev != NULL) {
+                bufferevent_free(w->bev);
+                w->bev = NULL;
+        }
+        free(w->kill_reason);
+        w->kill_reason = NULL;
+        w->pid = -1;
+        set_state(w, W_DEAD);
+        schedule_respawn(w);
+}
+
+void pool_reap_cb(evutil_socket_t sig, short events, void *arg)
+{
+        struct supervisor *sv = arg;
+        struct pool *pool = &sv->pool;
+        int status;
+        pid_t pid;
+
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+                for (int i = 0; i < pool->size; i++) {
+                        if (pool->workers[i].pid == pid) {
+                                worker_reaped(&pool->workers[i], status);
+                                break;
+                        }
+                }
+        }
+        supervisor_maybe_finish(sv);
+        queue_kick(sv->queue);
+}
+
+/* ---- dispatch and queries ---- */
+
+int pool_idle_count(const struct pool *pool)
+{
+        int n = 0;
+
+        for (int i = 0; i < pool->size; i++)
+                n += pool->workers[i].state == W_IDLE;
+        return n;
+}
+
+int pool_busy_count(const struct pool *pool)
+{
+        int n = 0;
+
+        for (int i = 0; i < pool->size; i++)
+                n += pool->workers[i].task != NULL;
+        return n;
+}
+
+int pool_dispatch(struct pool *pool, struct task *task, const char *frame, size_t len)
+{
+        unsigned char hdr[FRAME_HEADER_SIZE] = {(unsigned char)(len >> 24),
+                                                (unsigned char)(len >> 16),
+                                                (unsigned char)(len >> 8), (unsigned char)len};
+
+        for (int i = 0; i < pool->size; i++) {
+                struct worker *w = &pool->workers[i];
+                if (w->state != W_IDLE)
+                        continue;
+                if (bufferevent_write(w->bev, hdr, sizeof(hdr)) < 0 ||
+                    bufferevent_write(w->bev, frame, len) < 0) {
+                        worker_kill(w, "could not be sent a task");
+                        continue;
+                }
+                task->started_ms = util_now_ms();
+                w->task = task;
+                set_state(w, W_BUSY);
+                log_debug("task %lld attempt %d -> worker %d", (long long)task->id, task->attempt,
+                          (int)w->pid);
+                return 0;
+        }
+        return -1;
+}
+
+void pool_held_ids(const struct pool *pool, json_t *arr)
+{
+        for (int i = 0; i < pool->size; i++) {
+                const struct task *t = pool->workers[i].task;
+                if (t != NULL)
+                        json_array_append_new(arr, json_integer((json_int_t)t->id));
+        }
+}
+
+static void send_shutdown(struct worker *w)
+{
+        static const unsigned char frame[] = "\0\0\0\023{\"type\":\"shutdown\"}";
+
+        if (w->bev != NULL)
+                bufferevent_write(w->bev, frame, sizeof(frame) - 1);
+        set_state(w, W_STOPPING);
+}
+
+/* Tells idle workers to exit; busy ones are told when their task ends. */
+void pool_shutdown(struct pool *pool)
+{
+        for (int i = 0; i < pool->size; i++) {
+                struct worker *w = &pool->workers[i];
+                if (w->respawn_ev != NULL)
+                        evtimer_del(w->respawn_ev);
+                if (w->state == W_IDLE || w->state == W_STARTING)
+                        send_shutdown(w);
+        }
+}
+
+void pool_kill_busy(struct pool *pool, const char *reason)
+{
+        for (int i = 0; i < pool->size; i++) {
+                struct worker *w = &pool->workers[i];
+                if (w->task != NULL)
+                        worker_kill(w, reason);
+        }
+}
+
+bool pool_all_exited(const struct pool *pool)
+{
+        for (int i = 0; i < pool->size; i++)
+                if (pool->workers[i].state != W_DEAD)
+                        return false;
+        return true;
+}
+
+void pool_free(struct pool *pool)
+{
+        for (int i = 0; i < pool->size; i++) {
+                struct worker *w = &pool->workers[i];
+                if (w->bev != NULL)
+                        bufferevent_free(w->bev);
+                if (w->respawn_ev != NULL)
+                        event_free(w->respawn_ev);
+                task_free(w->task);
+                free(w->kill_reason);
+        }
+        free(pool->workers);
+        pool->workers = NULL;
+}
+
+json_t *pool_status_json(const struct pool *pool)
+{
+        json_t *workers = json_array();
+        int64_t now = util_now_ms();
+        int busy = 0, idle = 0, starting = 0;
+
+        for (int i = 0; i < pool->size; i++) {
+                const struct worker *w = &pool->workers[i];
+                const struct task *t = w->task;
+                busy += t != NULL;
+                idle += w->state == W_IDLE;
+                starting += w->state == W_STARTING;
+                json_array_append_new(
+                        workers,
+                        json_pack("{s:i, s:i, s:s, s:i, s:o, s:o, s:o, s:o, s:o}", "slot", w->slot,
+                                  "pid", (int)w->pid, "state",
+                                  t ? "busy" : worker_state_name(w->state), "tasks_done",
+                                  (int)w->tasks_done, "task",
+                                  t ? json_integer((json_int_t)t->id) : json_null(), "workflow",
+                                  t ? json_string(t->workflow) : json_null(), "phase",
+                                  t && t->phase ? json_string(t->phase) : json_null(), "attempt",
+                                  t ? json_integer(t->attempt) : json_null(), "busy_ms",
+                                  t ? json_integer(now - t->started_ms) : json_null()));
+        }
+        return json_pack("{s:i, s:i, s:i, s:i, s:I, s:o}", "size", pool->size, "busy", busy,
+                         "idle", idle, "starting", starting, "restarts",
+                         (json_int_t)pool->restarts, "workers", workers);
+}

@@ -1,0 +1,747 @@
+/*
+ * queue.c - claiming tasks and writing what happens to them.
+ *
+ * Claims: one statement takes as many queued rows as there are idle
+ * workers (FOR UPDATE SKIP LOCKED, so supervisors never claim the same row),
+ * marks them running under this supervisor's lease and appends their
+ * "claimed" events.  A claim runs when a worker frees up, a NOTIFY arrives
+ * or the poll timer fires; after a claim that came back short the queue is
+ * taken as empty until the next NOTIFY or poll, so idle workers do not make
+ * the supervisor hammer an empty table.
+ *
+ * Writes: checkpoints, phase events and outcomes are collected per task
+ * attempt as "ops" and written in one statement per batch; ops that arrive
+ * while a batch is in flight form the next batch (group commit).  Every
+ * write is fenced: it applies only while the row is running under our lease
+ * and the attempt we claimed, so a supervisor that lost a lease cannot
+ * overwrite a newer attempt.  A batch lost with the connection is merged
+ * back and written again after reconnecting; being fenced, it is idempotent.
+ *
+ * Heartbeat: every lease/3 one statement upserts our chimera.supervisors
+ * row, renews the leases of the tasks we hold and requeues (or kills, when
+ * attempts are used up) tasks whose lease expired under any other owner or
+ * under us without our holding them any more.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "db.h"
+#include "log.h"
+#include "migrate.h"
+#include "queue.h"
+#include "util.h"
+
+struct queue {
+        struct supervisor *sv;
+        bool registered;
+        bool claim_inflight;
+        int claim_asked;
+        bool maybe_empty;
+        bool write_inflight;
+        bool heartbeat_inflight;
+        json_t *pending;  /* "id/attempt" -> op, insertion ordered */
+        json_t *inflight; /* the batch being written: array of ops */
+        struct event *poll_ev, *heartbeat_ev;
+        char **def_texts; /* compact JSON of each config workflow's definition */
+        char *queues_literal;
+        unsigned nbusy_statements;
+};
+
+static const char CLAIM_SQL[] =
+        "WITH c AS ("
+        " UPDATE chimera.tasks t"
+        "    SET status = 'running', attempts = t.attempts + 1, lease_owner = $1::uuid,"
+        "        lease_expires_at = now() + $2::bigint * interval '1 millisecond',"
+        "        started_at = now()"
+        "   FROM (SELECT id FROM chimera.tasks"
+        "          WHERE status = 'queued' AND run_at <= now() AND queue = ANY($3::text[])"
+        "            AND queue NOT IN (SELECT name FROM chimera.queues WHERE paused)"
+        "          ORDER BY priority DESC, run_at, id"
+        "          LIMIT $4::int"
+        "          FOR UPDATE SKIP LOCKED) s"
+        "  WHERE t.id = s.id"
+        "  RETURNING t.id, t.attempts, t.workflow, t.payload, t.trace_id, t.state, t.queue"
+        "), e AS ("
+        " INSERT INTO chimera.task_events (task_id, attempt, kind, detail)"
+        " SELECT id, attempts, 'claimed',"
+        "        jsonb_build_object('supervisor', $1::text, 'host', $5::text, 'queue', queue)"
+        "   FROM c"
+        ")"
+        "SELECT id, attempts, workflow, payload::text, trace_id::text,"
+        "       coalesce(state::text, 'null') FROM c";
+
+static const char WRITE_SQL[] =
+        "WITH o AS ("
+        " SELECT * FROM jsonb_to_recordset($2::jsonb)"
+        "   AS o(id bigint, attempt int, status text, state jsonb, result jsonb, error text,"
+        "        delay_ms bigint, events jsonb)"
+        "), owned AS ("
+        " SELECT o.* FROM o JOIN chimera.tasks t"
+        "   ON t.id = o.id AND t.attempts = o.attempt AND t.lease_owner = $1::uuid"
+        "  AND t.status = 'running'"
+        "), u AS ("
+        " UPDATE chimera.tasks t SET"
+        "   status = CASE o.status"
+        "     WHEN 'retry' THEN CASE WHEN t.attempts >= t.max_attempts THEN 'dead' ELSE 'queued' END"
+        "     WHEN 'requeue' THEN 'queued' ELSE o.status END,"
+        "   attempts = CASE WHEN o.status = 'requeue' THEN t.attempts - 1 ELSE t.attempts END,"
+        "   state = coalesce(o.state, t.state),"
+        "   result = CASE WHEN o.status = 'succeeded' THEN o.result ELSE t.result END,"
+        "   last_error = CASE WHEN o.status IN ('failed', 'retry') THEN o.error"
+        "                     ELSE t.last_error END,"
+        "   run_at = CASE WHEN o.status = 'retry'"
+        "                 THEN now() + o.delay_ms * interval '1 millisecond'"
+        "                 WHEN o.status = 'requeue' THEN now() ELSE t.run_at END,"
+        "   finished_at = CASE WHEN o.status IN ('succeeded', 'failed')"
+        "                        OR (o.status = 'retry' AND t.attempts >= t.max_attempts)"
+        "                      THEN now() ELSE t.finished_at END,"
+        "   lease_owner = CASE WHEN o.status = 'running' THEN t.lease_owner END,"
+        "   lease_expires_at = CASE WHEN o.status = 'running' THEN t.lease_expires_at END"
+        "  FROM owned o WHERE t.id = o.id"
+        "  RETURNING t.id, o.attempt, t.status, o.status AS op, o.error, o.delay_ms"
+        "), ev AS ("
+        " INSERT INTO chimera.task_events (task_id, attempt, kind, phase, detail, at)"
+        " SELECT o.id, o.attempt, e.kind, e.phase, e.detail, coalesce(e.at, clock_timestamp())"
+        "   FROM owned o, jsonb_to_recordset(coalesce(o.events, '[]'::jsonb))"
+        "        AS e(kind text, phase text, detail jsonb, at timestamptz)"
+        " UNION ALL"
+        " SELECT u.id, u.attempt, CASE u.status WHEN 'queued' THEN 'retried' ELSE u.status END,"
+        "        NULL, jsonb_strip_nulls(jsonb_build_object('error', u.error,"
+        "          'retry_in_ms', CASE WHEN u.op = 'retry' AND u.status = 'queued'"
+        "                              THEN u.delay_ms END,"
+        "          'charged', CASE WHEN u.op = 'requeue' THEN false END)),"
+        "        clock_timestamp()"
+        "   FROM u WHERE u.status <> 'running'"
+        ")"
+        "SELECT id, attempt, status FROM u";
+
+static const char HEARTBEAT_SQL[] =
+        "WITH s AS ("
+        " INSERT INTO chimera.supervisors AS s (id, host, pid, pool_size, version, queues)"
+        " VALUES ($1::uuid, $2, $3::int, $4::int, $5, $6::text[])"
+        " ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), pool_size = excluded.pool_size,"
+        "   queues = excluded.queues"
+        "), held AS ("
+        " SELECT (jsonb_array_elements_text($8::jsonb))::bigint AS id"
+        "), l AS ("
+        " UPDATE chimera.tasks t"
+        "    SET lease_expires_at = now() + $7::bigint * interval '1 millisecond'"
+        "  WHERE t.lease_owner = $1::uuid AND t.status = 'running'"
+        "    AND t.id IN (SELECT id FROM held)"
+        "), x AS ("
+        " SELECT id, lease_owner FROM chimera.tasks"
+        "  WHERE status = 'running' AND lease_expires_at < now()"
+        "    AND NOT (lease_owner IS NOT DISTINCT FROM $1::uuid AND id IN (SELECT id FROM held))"
+        "  ORDER BY lease_expires_at LIMIT 100"
+        "  FOR UPDATE SKIP LOCKED"
+        "), r AS ("
+        " UPDATE chimera.tasks t SET"
+        "   status = CASE WHEN t.attempts >= t.max_attempts THEN 'dead' ELSE 'queued' END,"
+        "   last_error = 'lease expired: supervisor ' || coalesce(x.lease_owner::text, '?')"
+        "                || ' stopped renewing it',"
+        "   run_at = now(), lease_owner = NULL, lease_expires_at = NULL,"
+        "   finished_at = CASE WHEN t.attempts >= t.max_attempts THEN now() END"
+        "  FROM x WHERE t.id = x.id"
+        "  RETURNING t.id, t.attempts, t.status, x.lease_owner"
+        "), re AS ("
+        " INSERT INTO chimera.task_events (task_id, attempt, kind, detail)"
+        " SELECT id, attempts, CASE status WHEN 'queued' THEN 'retried' ELSE status END,"
+        "        jsonb_build_object('error', 'lease expired', 'lost_owner', lease_owner::text)"
+        "   FROM r"
+        "), d AS ("
+        " DELETE FROM chimera.supervisors"
+        "  WHERE heartbeat_at < now() - 10 * $7::bigint * interval '1 millisecond'"
+        "    AND id <> $1::uuid"
+        ")"
+        "SELECT id, status FROM r";
+
+static const char COUNTS_SQL[] =
+        "SELECT status, count(*)::bigint FROM chimera.tasks GROUP BY status";
+
+static const char SCHEMA_SQL[] = "SELECT coalesce(max(version), 0) FROM chimera.schema_version";
+
+static const char DEREGISTER_SQL[] = "DELETE FROM chimera.supervisors WHERE id = $1::uuid";
+
+static void queue_flush(struct queue *q);
+static void heartbeat_send(struct queue *q);
+
+/* Formats a text[] literal: {"a","b\"c"}. */
+static char *text_array_literal(char **items, size_t n)
+{
+        size_t cap = 3;
+        char *out, *p;
+
+        for (size_t i = 0; i < n; i++)
+                cap += 3 + 2 * strlen(items[i]);
+        out = p = util_calloc(1, cap);
+        *p++ = '{';
+        for (size_t i = 0; i < n; i++) {
+                if (i > 0)
+                        *p++ = ',';
+                *p++ = '"';
+                for (const char *s = items[i]; *s; s++) {
+                        if (*s == '"' || *s == '\\')
+                                *p++ = '\\';
+                        *p++ = *s;
+                }
+                *p++ = '"';
+        }
+        *p++ = '}';
+        return out;
+}
+
+static void now_iso(char *buf, size_t size)
+{
+        struct timespec ts;
+        struct tm tm;
+        size_t n;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(buf + n, size - n, ".%06ldZ", ts.tv_nsec / 1000);
+}
+
+static void poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+        struct queue *q = arg;
+
+        q->maybe_empty = false;
+        queue_kick(q);
+}
+
+static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
+{
+        heartbeat_send(arg);
+}
+
+static struct timeval ms_to_tv(int64_t ms)
+{
+        struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+        return tv;
+}
+
+struct queue *queue_new(struct supervisor *sv)
+{
+        struct queue *q = util_calloc(1, sizeof(*q));
+        const struct config *cfg = sv->cfg;
+        struct timeval tv;
+
+        q->sv = sv;
+        q->pending = json_object();
+        q->def_texts = util_calloc(cfg->nworkflows + 1, sizeof(char *));
+        for (size_t i = 0; i < cfg->nworkflows; i++) {
+                q->def_texts[i] = json_dumps(cfg->workflows[i]->definition, JSON_COMPACT);
+                if (q->def_texts[i] == NULL)
+                        fatalx("%s: cannot encode workflow %s", __func__,
+                               cfg->workflows[i]->name);
+        }
+        q->queues_literal = text_array_literal(cfg->queues, cfg->nqueues);
+        q->poll_ev = event_new(sv->base, -1, EV_PERSIST, poll_cb, q);
+        q->heartbeat_ev = event_new(sv->base, -1, EV_PERSIST, heartbeat_cb, q);
+        if (q->pending == NULL || q->poll_ev == NULL || q->heartbeat_ev == NULL)
+                fatalx("%s: out of memory", __func__);
+        tv = ms_to_tv(cfg->poll_interval_ms);
+        event_add(q->poll_ev, &tv);
+        tv = ms_to_tv(cfg->lease_ms / 3 > 0 ? cfg->lease_ms / 3 : 1);
+        event_add(q->heartbeat_ev, &tv);
+        return q;
+}
+
+void queue_free(struct queue *q)
+{
+        if (q == NULL)
+                return;
+        for (size_t i = 0; q->def_texts[i] != NULL; i++)
+                free(q->def_texts[i]);
+        free(q->def_texts);
+        free(q->queues_literal);
+        json_decref(q->pending);
+        json_decref(q->inflight);
+        event_free(q->poll_ev);
+        event_free(q->heartbeat_ev);
+        free(q);
+}
+
+/* ---- schema check and registration ---- */
+
+static void schema_cb(PGresult *res, void *arg)
+{
+        struct queue *q = arg;
+        struct supervisor *sv = q->sv;
+        int have, want = migrate_latest_version();
+
+        q->nbusy_statements--;
+        if (res == NULL)
+                return; /* connection lost; checked again when it is back */
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+                if (code != NULL && (strcmp(code, "42P01") == 0 || strcmp(code, "3F000") == 0))
+                        fatalx("the chimera schema is missing in this database: "
+                               "run 'chimerad --migrate' first");
+                fatalx("cannot read chimera.schema_version: %s", PQresultErrorMessage(res));
+        }
+        have = atoi(PQgetvalue(res, 0, 0));
+        if (have < want)
+                fatalx("the database schema is at version %d, this chimerad needs %d: "
+                       "run 'chimerad --migrate'",
+                       have, want);
+        if (have > want)
+                log_warnx("the database schema is at version %d, newer than this chimerad's %d",
+                          have, want);
+        q->registered = true;
+        heartbeat_send(q);
+        if (sv->state == SUP_STARTING) {
+                sv->state = SUP_RUNNING;
+                log_info("supervisor %s ready: pool of %d, queues %s", sv->id, sv->pool.size,
+                         q->queues_literal);
+        }
+        queue_kick(q);
+}
+
+void queue_db_state(struct queue *q, bool up)
+{
+        if (!up)
+                return;
+        if (!q->registered) {
+                q->nbusy_statements++;
+                db_query(q->sv->db, SCHEMA_SQL, 0, NULL, schema_cb, q);
+                return;
+        }
+        q->maybe_empty = false;
+        heartbeat_send(q);
+        queue_flush(q);
+        queue_kick(q);
+}
+
+void queue_notified(struct queue *q)
+{
+        q->maybe_empty = false;
+        queue_kick(q);
+}
+
+/* ---- claiming ---- */
+
+static const struct workflow *find_workflow(struct queue *q, const char *name, const char **def)
+{
+        const struct config *cfg = q->sv->cfg;
+
+        for (size_t i = 0; i < cfg->nworkflows; i++) {
+                if (strcmp(cfg->workflows[i]->name, name) == 0) {
+                        *def = q->def_texts[i];
+                        return cfg->workflows[i];
+                }
+        }
+        return NULL;
+}
+
+/*
+ * Builds the task frame body.  payload and state come from PostgreSQL as
+ * jsonb text, valid JSON already, so they are spliced in as they are rather
+ * than parsed and printed again.
+ */
+static char *task_frame(const struct task *t, const char *payload, const char *state,
+                        const char *def, size_t *len)
+{
+        json_t *head = json_pack("{s:s, s:I, s:i, s:s, s:s}", "type", "task", "id",
+                                 (json_int_t)t->id, "attempt", t->attempt, "workflow",
+                                 t->workflow, "trace_id", t->trace_id);
+        char *h = head ? json_dumps(head, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        char *body;
+        size_t hl;
+
+        json_decref(head);
+        if (h == NULL)
+                return NULL;
+        hl = strlen(h) - 1; /* drop the closing brace */
+        *len = hl + strlen(payload) + strlen(state) + strlen(def) + 40;
+        body = util_calloc(1, *len + 1);
+        *len = (size_t)snprintf(body, *len + 1, "%.*s,\"payload\":%s,\"state\":%s,\"definition\":%s}",
+                                (int)hl, h, payload, state, def);
+        free(h);
+        return body;
+}
+
+static void dispatch_row(struct queue *q, PGresult *res, int row)
+{
+        struct supervisor *sv = q->sv;
+        struct task *t = util_calloc(1, sizeof(*t));
+        const struct workflow *wf;
+        const char *def = NULL;
+        char err[256], *body;
+        size_t len = 0;
+
+        t->id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+        t->attempt = atoi(PQgetvalue(res, row, 1));
+        t->workflow = util_strdup(PQgetvalue(res, row, 2));
+        t->trace_id = util_strdup(PQgetvalue(res, row, 4));
+        sv->stats.claimed++;
+        wf = find_workflow(q, t->workflow, &def);
+        if (wf == NULL) {
+                snprintf(err, sizeof(err), "unknown workflow \"%.100s\": no such workflow in %s",
+                         t->workflow, sv->config_path);
+                log_warnx("task %lld: %s", (long long)t->id, err);
+                queue_finish(q, t, "failed", NULL, err, NULL);
+                goto out;
+        }
+        body = task_frame(t, PQgetvalue(res, row, 3), PQgetvalue(res, row, 5), def, &len);
+        if (body == NULL || len > (size_t)sv->cfg->pool_max_frame_size) {
+                snprintf(err, sizeof(err), "task is too large to hand to a worker: %zu bytes "
+                         "exceed pool.max_frame_size (%lld)", len,
+                         (long long)sv->cfg->pool_max_frame_size);
+                queue_finish(q, t, "failed", NULL, err, NULL);
+                free(body);
+                goto out;
+        }
+        if (pool_dispatch(&sv->pool, t, body, len) < 0) {
+                /* No idle worker after all (one died meanwhile): give it back, uncharged. */
+                queue_finish(q, t, "requeue", NULL, "no idle worker", NULL);
+                free(body);
+                goto out;
+        }
+        free(body);
+        return; /* the worker owns t now */
+out:
+        task_free(t);
+}
+
+static void claim_cb(PGresult *res, void *arg)
+{
+        struct queue *q = arg;
+        int n;
+
+        q->claim_inflight = false;
+        q->nbusy_statements--;
+        if (res == NULL)
+                return;
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                log_warnx("claiming tasks failed: %s", PQresultErrorMessage(res));
+                q->maybe_empty = true; /* retried by the poll timer */
+                return;
+        }
+        n = PQntuples(res);
+        for (int i = 0; i < n; i++)
+                dispatch_row(q, res, i);
+        /* A short claim means the queue is drained for now: wait for NOTIFY or poll. */
+        if (n < q->claim_asked)
+                q->maybe_empty = true;
+        supervisor_maybe_finish(q->sv);
+        queue_kick(q);
+}
+
+void queue_kick(struct queue *q)
+{
+        struct supervisor *sv = q->sv;
+        char lease[32], limit[16];
+        const char *params[5];
+        int idle;
+
+        if (sv->state != SUP_RUNNING || q->claim_inflight || q->maybe_empty ||
+            !db_is_up(sv->db))
+                return;
+        idle = pool_idle_count(&sv->pool);
+        if (idle <= 0)
+                return;
+        snprintf(lease, sizeof(lease), "%lld", (long long)sv->cfg->lease_ms);
+        snprintf(limit, sizeof(limit), "%d", idle);
+        params[0] = sv->id;
+        params[1] = lease;
+        params[2] = q->queues_literal;
+        params[3] = limit;
+        params[4] = sv->host;
+        q->claim_inflight = true;
+        q->claim_asked = idle;
+        q->nbusy_statements++;
+        db_query(sv->db, CLAIM_SQL, 5, params, claim_cb, q);
+}
+
+/* ---- writes ---- */
+
+/* The pending op of task's attempt, created empty on first use (borrowed). */
+static json_t *op_for(struct queue *q, const struct task *t)
+{
+        char key[48];
+        json_t *op;
+
+        snprintf(key, sizeof(key), "%lld/%d", (long long)t->id, t->attempt);
+        op = json_object_get(q->pending, key);
+        if (op == NULL) {
+                op = json_pack("{s:I, s:i, s:s, s:[]}", "id", (json_int_t)t->id, "attempt",
+                               t->attempt, "status", "running", "events");
+                if (op == NULL || json_object_set_new(q->pending, key, op) < 0)
+                        fatalx("%s: out of memory", __func__);
+        }
+        return op;
+}
+
+void queue_phase(struct queue *q, const struct task *task, const char *kind, const char *phase,
+                 json_t *detail, json_t *state)
+{
+        json_t *op = op_for(q, task);
+        char at[40];
+
+        now_iso(at, sizeof(at));
+        json_array_append_new(json_object_get(op, "events"),
+                              json_pack("{s:s, s:s, s:o?, s:s}", "kind", kind, "phase", phase,
+                                        "detail", detail, "at", at));
+        if (state != NULL)
+                json_object_set_new(op, "state", state);
+        queue_flush(q);
+}
+
+static int64_t retry_delay_ms(const struct config *cfg, int attempt)
+{
+        int64_t d = cfg->retry_base_ms;
+
+        for (int i = 1; i < attempt && d < cfg->retry_max_ms; i++)
+                d *= 2;
+        if (d > cfg->retry_max_ms)
+                d = cfg->retry_max_ms;
+        /* Jitter between half and all of it, so that tasks that failed together spread out. */
+        return d / 2 + (d > 1 ? random() % (d / 2 + 1) : 0);
+}
+
+void queue_finish(struct queue *q, const struct task *task, const char *status, json_t *result,
+                  const char *error, json_t *state)
+{
+        json_t *op = op_for(q, task);
+
+        json_object_set_new(op, "status", json_string(status));
+        if (result != NULL)
+                json_object_set_new(op, "result", result);
+        if (error != NULL)
+                json_object_set_new(op, "error", json_string(error));
+        if (state != NULL)
+                json_object_set_new(op, "state", state);
+        if (strcmp(status, "retry") == 0)
+                json_object_set_new(op, "delay_ms",
+                                    json_integer(retry_delay_ms(q->sv->cfg, task->attempt)));
+        queue_flush(q);
+}
+
+/*
+ * Puts a batch that did not reach the database back in front of what came
+ * since: for a task in both, the newer op's fields win and the events of
+ * the older come first.
+ */
+static void merge_back(struct queue *q, json_t *batch)
+{
+        json_t *merged = json_object(), *op, *newer;
+        const char *key;
+        size_t i;
+        char k[48];
+
+        json_array_foreach(batch, i, op) {
+                snprintf(k, sizeof(k), "%lld/%lld",
+                         (long long)json_integer_value(json_object_get(op, "id")),
+                         (long long)json_integer_value(json_object_get(op, "attempt")));
+                newer = json_object_get(q->pending, k);
+                if (newer != NULL) {
+                        json_array_extend(json_object_get(op, "events"),
+                                          json_object_get(newer, "events"));
+                        json_object_del(newer, "events");
+                        /* A bare checkpoint does not undo an outcome already in op. */
+                        if (strcmp(json_string_value(json_object_get(newer, "status")),
+                                   "running") == 0)
+                                json_object_del(newer, "status");
+                        json_object_update(op, newer);
+                        json_object_del(q->pending, k);
+                }
+                json_object_set(merged, k, op);
+        }
+        json_object_foreach(q->pending, key, op)
+                json_object_set(merged, key, op);
+        json_decref(q->pending);
+        q->pending = merged;
+}
+
+static void write_cb(PGresult *res, void *arg)
+{
+        struct queue *q = arg;
+        json_t *batch = q->inflight;
+        size_t applied = 0, sent = json_array_size(batch);
+
+        q->inflight = NULL;
+        q->write_inflight = false;
+        q->nbusy_statements--;
+        if (res == NULL) {
+                merge_back(q, batch); /* written again after reconnecting */
+        } else if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                /* Not retried: a statement that failed once fails again.  The tasks
+                 * are not lost: their leases expire and the reaper requeues them. */
+                log_warnx("writing %zu task updates failed: %s", sent, PQresultErrorMessage(res));
+        } else {
+                applied = (size_t)PQntuples(res);
+                for (size_t i = 0; i < applied; i++)
+                        log_debug("task %s attempt %s is now %s", PQgetvalue(res, (int)i, 0),
+                                  PQgetvalue(res, (int)i, 1), PQgetvalue(res, (int)i, 2));
+                if (applied < sent)
+                        log_warnx("%zu of %zu task updates were refused: the task is no longer "
+                                  "running under this supervisor's lease",
+                                  sent - applied, sent);
+        }
+        json_decref(batch);
+        queue_flush(q);
+        supervisor_maybe_finish(q->sv);
+}
+
+static void queue_flush(struct queue *q)
+{
+        struct supervisor *sv = q->sv;
+        const char *params[2];
+        json_t *batch, *op;
+        const char *key;
+        char *text;
+
+        if (q->write_inflight || json_object_size(q->pending) == 0 || !db_is_up(sv->db))
+                return;
+        batch = json_array();
+        json_object_foreach(q->pending, key, op)
+                json_array_append(batch, op);
+        json_object_clear(q->pending);
+        text = json_dumps(batch, JSON_COMPACT);
+        if (text == NULL)
+                fatalx("%s: cannot encode a write batch", __func__);
+        params[0] = sv->id;
+        params[1] = text;
+        q->inflight = batch;
+        q->write_inflight = true;
+        q->nbusy_statements++;
+        db_query(sv->db, WRITE_SQL, 2, params, write_cb, q);
+        free(text);
+}
+
+/* ---- heartbeat, leases, reaper ---- */
+
+static void heartbeat_done_cb(PGresult *res, void *arg)
+{
+        struct queue *q = arg;
+
+        q->heartbeat_inflight = false;
+        q->nbusy_statements--;
+        if (res == NULL)
+                return;
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                log_warnx("heartbeat failed: %s", PQresultErrorMessage(res));
+                return;
+        }
+        for (int i = 0; i < PQntuples(res); i++)
+                log_warnx("task %s: lease expired without renewal; now %s", PQgetvalue(res, i, 0),
+                          PQgetvalue(res, i, 1));
+        if (PQntuples(res) > 0) {
+                q->maybe_empty = false;
+                queue_kick(q);
+        }
+}
+
+static void heartbeat_send(struct queue *q)
+{
+        struct supervisor *sv = q->sv;
+        char pid[16], size[16], lease[32];
+        const char *params[8];
+        json_t *held, *op;
+        const char *key;
+        char *held_text;
+
+        if (!q->registered || q->heartbeat_inflight || !db_is_up(sv->db))
+                return;
+        held = json_array();
+        pool_held_ids(&sv->pool, held);
+        /* Tasks whose outcome is not written yet are still ours. */
+        json_object_foreach(q->pending, key, op)
+                json_array_append(held, json_object_get(op, "id"));
+        held_text = json_dumps(held, JSON_COMPACT);
+        json_decref(held);
+        snprintf(pid, sizeof(pid), "%d", (int)getpid());
+        snprintf(size, sizeof(size), "%d", sv->pool.size);
+        snprintf(lease, sizeof(lease), "%lld", (long long)sv->cfg->lease_ms);
+        params[0] = sv->id;
+        params[1] = sv->host;
+        params[2] = pid;
+        params[3] = size;
+        params[4] = CHIMERA_VERSION;
+        params[5] = q->queues_literal;
+        params[6] = lease;
+        params[7] = held_text;
+        q->heartbeat_inflight = true;
+        q->nbusy_statements++;
+        db_query(sv->db, HEARTBEAT_SQL, 8, params, heartbeat_done_cb, q);
+        free(held_text);
+}
+
+static void deregister_cb(PGresult *res, void *arg)
+{
+        struct queue *q = arg;
+
+        q->nbusy_statements--;
+        if (res != NULL && PQresultStatus(res) != PGRES_COMMAND_OK)
+                log_warnx("removing this supervisor's row failed: %s", PQresultErrorMessage(res));
+        supervisor_maybe_finish(q->sv);
+}
+
+void queue_deregister(struct queue *q)
+{
+        const char *params[1] = {q->sv->id};
+
+        if (!q->registered || !db_is_up(q->sv->db))
+                return;
+        q->registered = false;
+        q->nbusy_statements++;
+        db_query(q->sv->db, DEREGISTER_SQL, 1, params, deregister_cb, q);
+}
+
+bool queue_quiet(const struct queue *q)
+{
+        return q->nbusy_statements == 0 && json_object_size(q->pending) == 0;
+}
+
+/* ---- counts for status ---- */
+
+struct counts_req {
+        struct queue *q;
+        queue_counts_cb cb;
+        void *arg;
+};
+
+static void counts_cb(PGresult *res, void *arg)
+{
+        struct counts_req *r = arg;
+        static const char *const names[] = {"queued", "running", "succeeded",
+                                            "failed", "dead",    "cancelled"};
+        json_t *counts = NULL;
+
+        r->q->nbusy_statements--;
+        if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK) {
+                counts = json_object();
+                for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+                        json_object_set_new(counts, names[i], json_integer(0));
+                for (int i = 0; i < PQntuples(res); i++)
+                        json_object_set_new(counts, PQgetvalue(res, i, 0),
+                                            json_integer(strtoll(PQgetvalue(res, i, 1), NULL,
+                                                                 10)));
+        }
+        r->cb(counts, r->arg);
+        json_decref(counts);
+        free(r);
+}
+
+void queue_counts(struct queue *q, queue_counts_cb cb, void *arg)
+{
+        struct counts_req *r;
+
+        if (!db_is_up(q->sv->db)) {
+                cb(NULL, arg);
+                return;
+        }
+        r = util_calloc(1, sizeof(*r));
+        r->q = q;
+        r->cb = cb;
+        r->arg = arg;
+        q->nbusy_statements++;
+        db_query(q->sv->db, COUNTS_SQL, 0, NULL, counts_cb, r);
+}

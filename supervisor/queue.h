@@ -1,0 +1,63 @@
+/*
+ * queue.h - chimerad's use of the chimera.tasks queue, on top of db.c:
+ * claiming, the fenced writes of checkpoints, events and outcomes (batched:
+ * whatever arrives while one batch is being written goes out together in
+ * the next), supervisor registration with heartbeat, lease renewal and the
+ * reaper of expired leases.
+ */
+#ifndef CHIMERA_QUEUE_H
+#define CHIMERA_QUEUE_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include "chimerad.h"
+
+struct queue;
+
+/* Creates the queue logic for sv (whose db and config must exist). */
+struct queue *queue_new(struct supervisor *sv);
+void queue_free(struct queue *q);
+
+/* The database connection came up or went down. */
+void queue_db_state(struct queue *q, bool up);
+
+/* A NOTIFY arrived: new tasks may be waiting. */
+void queue_notified(struct queue *q);
+
+/* A worker became free: claim if there may be work. */
+void queue_kick(struct queue *q);
+
+/*
+ * Records a phase event for task (borrowed): kind "phase_started" or
+ * "phase_finished", detail (stolen, may be NULL).  With state non-NULL
+ * (stolen) the checkpoint is stored too.
+ */
+void queue_phase(struct queue *q, const struct task *task, const char *kind, const char *phase,
+                 json_t *detail, json_t *state);
+
+/*
+ * Records the outcome of task's attempt (task borrowed).  status is
+ * "succeeded" (result stolen, may be NULL), "failed" (final; error says why),
+ * "retry" (transient: queued again after a back-off, or dead when attempts
+ * are used up) or "requeue" (shutdown: queued again at once, the attempt not
+ * charged).  state (stolen, may be NULL) is the last checkpoint.
+ */
+void queue_finish(struct queue *q, const struct task *task, const char *status, json_t *result,
+                  const char *error, json_t *state);
+
+/* True when no claim, write or other statement is pending. */
+bool queue_quiet(const struct queue *q);
+
+/* Removes this supervisor's row (at exit). */
+void queue_deregister(struct queue *q);
+
+/*
+ * Counts tasks by status; cb gets an object {"queued": n, ...}, or NULL if
+ * the database could not answer.  The object is borrowed for the call.
+ */
+typedef void (*queue_counts_cb)(json_t *counts, void *arg);
+void queue_counts(struct queue *q, queue_counts_cb cb, void *arg);
+
+#endif

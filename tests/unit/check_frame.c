@@ -1,0 +1,156 @@
+/*
+ * check_frame.c - the socketpair frame codec: what frame_decode() accepts
+ * and refuses, and a round trip through a real socketpair.
+ */
+#include <check.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "suites.h"
+
+static int decode(const char *text, struct frame *f, char *err, size_t errsz)
+{
+        return frame_decode(text, strlen(text), f, err, errsz);
+}
+
+START_TEST(valid_frames_of_every_type_decode)
+{
+        const char *ok[] = {
+                "{\"type\":\"task\",\"id\":1,\"attempt\":1,\"workflow\":\"w\",\"trace_id\":\"t\","
+                "\"payload\":{},\"state\":null,\"definition\":{}}",
+                "{\"type\":\"progress\",\"id\":1,\"attempt\":1,\"phase\":\"p\",\"event\":\"started\"}",
+                "{\"type\":\"progress\",\"id\":1,\"attempt\":1,\"phase\":\"p\",\"event\":\"finished\","
+                "\"outcome\":\"success\",\"state\":{}}",
+                "{\"type\":\"result\",\"id\":1,\"attempt\":2,\"status\":\"succeeded\"}",
+                "{\"type\":\"heartbeat\",\"pid\":42}",
+                "{\"type\":\"shutdown\"}",
+        };
+        enum frame_type types[] = {FRAME_TASK,   FRAME_PROGRESS,  FRAME_PROGRESS,
+                                   FRAME_RESULT, FRAME_HEARTBEAT, FRAME_SHUTDOWN};
+        struct frame f;
+        char err[256];
+
+        for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+                ck_assert_msg(decode(ok[i], &f, err, sizeof(err)) == 0, "%s: %s", ok[i], err);
+                ck_assert_int_eq(f.type, types[i]);
+                frame_clear(&f);
+        }
+}
+END_TEST
+
+START_TEST(garbage_is_refused_with_a_reason)
+{
+        struct {
+                const char *text, *reason;
+        } bad[] = {
+                {"not json", "not JSON"},
+                {"[1,2]", "not a JSON object"},
+                {"{\"id\":1}", "without a \"type\""},
+                {"{\"type\":\"launch\"}", "unknown frame type \"launch\""},
+                {"{\"type\":\"result\",\"id\":1,\"attempt\":1}", "without \"status\""},
+                {"{\"type\":\"result\",\"id\":\"1\",\"attempt\":1,\"status\":\"x\"}",
+                 "\"id\" has the wrong type"},
+                {"{\"type\":\"progress\",\"id\":1,\"attempt\":1,\"phase\":\"p\",\"event\":\"finished\"}",
+                 "without \"outcome\""},
+                {"{\"type\":\"progress\",\"id\":1,\"attempt\":1,\"phase\":\"p\",\"event\":\"x\"}",
+                 "unknown event"},
+                {"{\"type\":\"heartbeat\",\"pid\":1,\"pid\":2}", "not JSON"},
+        };
+        struct frame f;
+        char err[256];
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                err[0] = '\0';
+                ck_assert_msg(decode(bad[i].text, &f, err, sizeof(err)) < 0, "accepted %s",
+                              bad[i].text);
+                ck_assert_ptr_null(f.msg);
+                ck_assert_msg(strstr(err, bad[i].reason) != NULL, "%s: got \"%s\"", bad[i].text,
+                              err);
+        }
+}
+END_TEST
+
+START_TEST(header_length_is_bounded)
+{
+        unsigned char zero[4] = {0, 0, 0, 0}, big[4] = {0, 0x10, 0, 1}, ok[4] = {0, 0, 1, 0};
+        size_t len;
+
+        ck_assert_int_lt(frame_header_length(zero, 1 << 20, &len), 0);
+        ck_assert_int_lt(frame_header_length(big, 1 << 20, &len), 0);
+        ck_assert_int_eq(frame_header_length(ok, 1 << 20, &len), 0);
+        ck_assert_uint_eq(len, 256);
+}
+END_TEST
+
+START_TEST(encode_refuses_frames_over_the_maximum)
+{
+        json_t *msg = json_pack("{s:s, s:s}", "type", "heartbeat", "pad", "0123456789");
+        char err[256];
+        size_t len;
+
+        ck_assert_ptr_null(frame_encode(msg, 10, &len, err, sizeof(err)));
+        ck_assert_ptr_nonnull(strstr(err, "exceeds the maximum"));
+        json_decref(msg);
+}
+END_TEST
+
+START_TEST(frames_round_trip_over_a_socketpair)
+{
+        int sp[2];
+        json_t *msg = json_pack("{s:s, s:i}", "type", "heartbeat", "pid", 7);
+        struct frame f;
+        char err[256];
+
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+        ck_assert_int_eq(frame_write_fd(sp[0], msg, 1024, err, sizeof(err)), 0);
+        ck_assert_int_eq(frame_read_fd(sp[1], 1024, &f, err, sizeof(err)), 1);
+        ck_assert_int_eq(f.type, FRAME_HEARTBEAT);
+        ck_assert_int_eq(json_integer_value(json_object_get(f.msg, "pid")), 7);
+        frame_clear(&f);
+        close(sp[0]);
+        ck_assert_int_eq(frame_read_fd(sp[1], 1024, &f, err, sizeof(err)), 0); /* clean EOF */
+        close(sp[1]);
+        json_decref(msg);
+}
+END_TEST
+
+START_TEST(a_truncated_or_oversized_frame_on_a_socket_is_an_error)
+{
+        int sp[2];
+        struct frame f;
+        char err[256];
+        const char trunc[] = "\0\0\0\x20{\"type\"";
+        const char huge[] = "\x7f\0\0\0";
+
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+        ck_assert_int_eq(write(sp[0], trunc, sizeof(trunc) - 1), (ssize_t)sizeof(trunc) - 1);
+        close(sp[0]);
+        ck_assert_int_eq(frame_read_fd(sp[1], 1024, &f, err, sizeof(err)), -1);
+        ck_assert_ptr_nonnull(strstr(err, "truncated"));
+        close(sp[1]);
+
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+        ck_assert_int_eq(write(sp[0], huge, 4), 4);
+        ck_assert_int_eq(frame_read_fd(sp[1], 1024, &f, err, sizeof(err)), -1);
+        ck_assert_ptr_nonnull(strstr(err, "out of range"));
+        close(sp[0]);
+        close(sp[1]);
+}
+END_TEST
+
+Suite *frame_suite(void)
+{
+        Suite *s = suite_create("frame");
+        TCase *tc = tcase_create("codec");
+
+        tcase_add_test(tc, valid_frames_of_every_type_decode);
+        tcase_add_test(tc, garbage_is_refused_with_a_reason);
+        tcase_add_test(tc, header_length_is_bounded);
+        tcase_add_test(tc, encode_refuses_frames_over_the_maximum);
+        tcase_add_test(tc, frames_round_trip_over_a_socketpair);
+        tcase_add_test(tc, a_truncated_or_oversized_frame_on_a_socket_is_an_error);
+        suite_add_tcase(s, tc);
+        return s;
+}

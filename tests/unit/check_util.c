@@ -1,0 +1,66 @@
+/* check_util.c - durations and sizes as the config spells them. */
+#include <check.h>
+#include <stdint.h>
+
+#include "suites.h"
+#include "util.h"
+
+START_TEST(durations_with_units_parse_to_milliseconds)
+{
+        int64_t ms;
+
+        ck_assert_int_eq(util_parse_duration("200ms", &ms), 0);
+        ck_assert_int_eq(ms, 200);
+        ck_assert_int_eq(util_parse_duration("20s", &ms), 0);
+        ck_assert_int_eq(ms, 20000);
+        ck_assert_int_eq(util_parse_duration("5m", &ms), 0);
+        ck_assert_int_eq(ms, 300000);
+        ck_assert_int_eq(util_parse_duration("1h", &ms), 0);
+        ck_assert_int_eq(ms, 3600000);
+        ck_assert_int_eq(util_parse_duration("7d", &ms), 0);
+        ck_assert_int_eq(ms, 7LL * 24 * 3600000);
+        ck_assert_int_eq(util_parse_duration("0", &ms), 0);
+        ck_assert_int_eq(ms, 0);
+}
+END_TEST
+
+START_TEST(durations_without_unit_or_with_junk_are_refused)
+{
+        int64_t ms;
+        const char *bad[] = {"", "5", "-5s", "5 s", "5sec", "s", "1.5s", "5s ", "99999999999999999999d"};
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                ck_assert_msg(util_parse_duration(bad[i], &ms) < 0, "accepted \"%s\"", bad[i]);
+        ck_assert_int_lt(util_parse_duration(NULL, &ms), 0);
+}
+END_TEST
+
+START_TEST(sizes_use_powers_of_1024)
+{
+        int64_t b;
+
+        ck_assert_int_eq(util_parse_size("512B", &b), 0);
+        ck_assert_int_eq(b, 512);
+        ck_assert_int_eq(util_parse_size("64KB", &b), 0);
+        ck_assert_int_eq(b, 65536);
+        ck_assert_int_eq(util_parse_size("16MB", &b), 0);
+        ck_assert_int_eq(b, 16 * 1024 * 1024);
+        ck_assert_int_eq(util_parse_size("1GiB", &b), 0);
+        ck_assert_int_eq(b, 1024LL * 1024 * 1024);
+        ck_assert_int_lt(util_parse_size("16", &b), 0);
+        ck_assert_int_lt(util_parse_size("16mb", &b), 0);
+        ck_assert_int_lt(util_parse_size("9223372036854775807GB", &b), 0);
+}
+END_TEST
+
+Suite *util_suite(void)
+{
+        Suite *s = suite_create("util");
+        TCase *tc = tcase_create("parse");
+
+        tcase_add_test(tc, durations_with_units_parse_to_milliseconds);
+        tcase_add_test(tc, durations_without_unit_or_with_junk_are_refused);
+        tcase_add_test(tc, sizes_use_powers_of_1024);
+        suite_add_tcase(s, tc);
+        return s;
+}

@@ -1,0 +1,12 @@
+/* suites.h - the Check suites that tests/unit/check_unit.c runs. */
+#ifndef CHIMERA_TEST_SUITES_H
+#define CHIMERA_TEST_SUITES_H
+
+#include <check.h>
+
+Suite *util_suite(void);
+Suite *frame_suite(void);
+Suite *config_suite(void);
+Suite *workflow_suite(void);
+
+#endif

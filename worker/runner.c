@@ -1,0 +1,190 @@
+/*
+ * runner.c - walks one task's workflow, phase by phase.
+ *
+ * The checkpoint ("state") is {"phase": next phase to run, "transitions": n,
+ * "results": {phase: result}}.  A task frame with a state resumes at its
+ * phase, so a retried attempt does not run again what an earlier attempt
+ * finished.  After every phase the runner sends a "finished" progress frame
+ * carrying the new checkpoint, which chimerad stores before anything else
+ * about the task.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "frame.h"
+#include "log.h"
+#include "util.h"
+#include "worker.h"
+
+struct run {
+        int fd;
+        size_t max;
+        json_t *task;  /* borrowed task frame */
+        json_int_t id;
+        json_int_t attempt;
+        struct workflow *wf;
+        json_t *state; /* owned checkpoint */
+};
+
+static int send_msg(struct run *r, json_t *msg)
+{
+        char err[256];
+        int rc = frame_write_fd(r->fd, msg, r->max, err, sizeof(err));
+
+        if (rc < 0)
+                log_warnx("task %lld: %s", (long long)r->id, err);
+        json_decref(msg);
+        return rc;
+}
+
+/* Sends the result frame; result (stolen) may be NULL. */
+static int send_result(struct run *r, const char *status, json_t *result, const char *error)
+{
+        json_t *msg = json_pack("{s:s, s:I, s:I, s:s, s:o?, s:s?, s:O?}", "type", "result", "id",
+                                r->id, "attempt", r->attempt, "status", status, "result", result,
+                                "error", error, "state", r->state);
+        return send_msg(r, msg);
+}
+
+static json_t *agent_request(struct run *r, const struct wf_phase *p)
+{
+        return json_pack("{s:O, s:O, s:O, s:s, s:s, s:s, s:O?, s:O, s:O}", "task_id",
+                         json_object_get(r->task, "id"), "attempt",
+                         json_object_get(r->task, "attempt"), "trace_id",
+                         json_object_get(r->task, "trace_id"), "workflow", r->wf->name, "phase",
+                         p->name, "action", p->action, "params", p->params, "payload",
+                         json_object_get(r->task, "payload"), "results",
+                         json_object_get(r->state, "results"));
+}
+
+/* Builds the first checkpoint, or checks the one the task carries. */
+static int start_state(struct run *r, char *err, size_t errsz)
+{
+        json_t *st = json_object_get(r->task, "state");
+        const char *phase;
+
+        if (!json_is_object(st)) {
+                if (workflow_check_payload(r->wf, json_object_get(r->task, "payload"), err,
+                                           errsz) < 0)
+                        return -1;
+                r->state = json_pack("{s:s, s:i, s:{}}", "phase",
+                                     r->wf->phases[r->wf->initial].name, "transitions", 0,
+                                     "results");
+                return 0;
+        }
+        phase = json_string_value(json_object_get(st, "phase"));
+        if (phase == NULL || workflow_phase_index(r->wf, phase) < 0) {
+                snprintf(err, errsz, "the checkpoint names phase \"%.100s\", which workflow %s "
+                         "does not have",
+                         phase ? phase : "(none)", r->wf->name);
+                return -1;
+        }
+        r->state = json_deep_copy(st);
+        if (!json_is_object(json_object_get(r->state, "results")))
+                json_object_set_new(r->state, "results", json_object());
+        if (!json_is_integer(json_object_get(r->state, "transitions")))
+                json_object_set_new(r->state, "transitions", json_integer(0));
+        return 0;
+}
+
+static int send_started(struct run *r, const struct wf_phase *p)
+{
+        return send_msg(r, json_pack("{s:s, s:I, s:I, s:s, s:s}", "type", "progress", "id", r->id,
+                                     "attempt", r->attempt, "phase", p->name, "event",
+                                     "started"));
+}
+
+static int send_finished(struct run *r, const struct wf_phase *p, const char *outcome,
+                         const char *next, int64_t ms, const char *error)
+{
+        return send_msg(r, json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:I, s:s?, s:O}", "type",
+                                     "progress", "id", r->id, "attempt", r->attempt, "phase",
+                                     p->name, "event", "finished", "outcome", outcome, "next",
+                                     next, "duration_ms", (json_int_t)ms, "error", error, "state",
+                                     r->state));
+}
+
+/*
+ * Runs phases until a terminal one, a transient error or max_transitions.
+ * Returns what send_* returned: -1 only when the socket failed.
+ */
+static int run_phases(struct run *r)
+{
+        int cur = workflow_phase_index(r->wf, json_string_value(json_object_get(r->state, "phase")));
+        char err[1200];
+
+        for (;;) {
+                const struct wf_phase *p = &r->wf->phases[cur];
+                json_int_t transitions = json_integer_value(json_object_get(r->state, "transitions"));
+                struct agent_result ar = {0};
+                json_t *req;
+                int64_t t0;
+                int next;
+
+                if (transitions >= r->wf->max_transitions) {
+                        snprintf(err, sizeof(err), "workflow %s exceeded max_transitions (%d) "
+                                 "before reaching a terminal phase", r->wf->name,
+                                 r->wf->max_transitions);
+                        return send_result(r, "failed", NULL, err);
+                }
+                if (send_started(r, p) < 0)
+                        return -1;
+                req = agent_request(r, p);
+                t0 = util_now_ms();
+                agent_run(p, req, r->fd, &ar);
+                json_decref(req);
+                if (ar.outcome == AGENT_TRANSIENT) {
+                        snprintf(err, sizeof(err), "phase %s: %s", p->name, ar.error);
+                        json_decref(ar.result);
+                        return send_result(r, "retry", NULL, err);
+                }
+                next = ar.outcome == AGENT_SUCCESS ? p->on_success : p->on_failure;
+                json_object_set_new(json_object_get(r->state, "results"), p->name,
+                                    ar.result ? json_incref(ar.result) : json_object());
+                json_object_set_new(r->state, "transitions", json_integer(transitions + 1));
+                json_object_set_new(r->state, "phase",
+                                    json_string(workflow_target_name(r->wf, next)));
+                if (send_finished(r, p, ar.outcome == AGENT_SUCCESS ? "success" : "failure",
+                                  workflow_target_name(r->wf, next), util_now_ms() - t0,
+                                  ar.outcome == AGENT_SUCCESS ? NULL : ar.error) < 0) {
+                        json_decref(ar.result);
+                        return -1;
+                }
+                if (next == WORKFLOW_COMPLETE)
+                        return send_result(r, "succeeded", ar.result, NULL);
+                if (next == WORKFLOW_FAILED) {
+                        snprintf(err, sizeof(err), "phase %s failed: %s", p->name,
+                                 ar.outcome == AGENT_SUCCESS ? "its success edge leads to failed"
+                                                             : ar.error);
+                        json_decref(ar.result);
+                        return send_result(r, "failed", NULL, err);
+                }
+                json_decref(ar.result);
+                cur = next;
+        }
+}
+
+int runner_run(int fd, size_t max_frame, json_t *task)
+{
+        struct run r = {.fd = fd, .max = max_frame, .task = task};
+        char err[1024];
+        int rc;
+
+        r.id = json_integer_value(json_object_get(task, "id"));
+        r.attempt = json_integer_value(json_object_get(task, "attempt"));
+        r.wf = workflow_parse(json_string_value(json_object_get(task, "workflow")),
+                              json_object_get(task, "definition"), "workflow", NULL, NULL, err,
+                              sizeof(err));
+        if (r.wf == NULL) {
+                char msg[1100];
+                snprintf(msg, sizeof(msg), "invalid workflow definition: %s", err);
+                return send_result(&r, "failed", NULL, msg);
+        }
+        if (start_state(&r, err, sizeof(err)) < 0)
+                rc = send_result(&r, "failed", NULL, err);
+        else
+                rc = run_phases(&r);
+        json_decref(r.state);
+        workflow_free(r.wf);
+        return rc;
+}

@@ -1,0 +1,47 @@
+/*
+ * worker.h - chimera-worker's pieces: the workflow runner and the agents.
+ *
+ * The worker knows nothing of PostgreSQL.  It gets a task frame, walks the
+ * workflow's phases from the checkpoint the frame carries, calls each
+ * phase's agent, reports progress after every phase and a result at the
+ * end, all on the socketpair to chimerad (fd WORKER_FD).
+ */
+#ifndef CHIMERA_WORKER_H
+#define CHIMERA_WORKER_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "workflow.h"
+
+#define WORKER_FD 3
+
+enum agent_outcome {
+        AGENT_SUCCESS,
+        AGENT_FAILURE,   /* the phase failed: follow on_failure */
+        AGENT_TRANSIENT, /* retry the attempt later (exit 75, timeout, crash) */
+};
+
+struct agent_result {
+        enum agent_outcome outcome;
+        json_t *result; /* owned: the agent's answer, or NULL */
+        char error[1024];
+};
+
+/*
+ * Runs phase's agent with request (borrowed: the object an agent reads on
+ * stdin).  ctl_fd is watched while waiting so that the worker exits at once
+ * if chimerad goes away.  Fills *out; the caller releases out->result.
+ */
+void agent_run(const struct wf_phase *phase, json_t *request, int ctl_fd,
+               struct agent_result *out);
+
+/*
+ * Runs one task frame's workflow to its end, sending progress and result
+ * frames on fd.  Returns 0, or -1 when the socket failed (the worker must
+ * exit).
+ */
+int runner_run(int fd, size_t max_frame, json_t *task) __attribute__((warn_unused_result));
+
+#endif
