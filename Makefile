@@ -155,5 +155,6 @@ check-format:
 
 cppcheck:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
-	  --std=c11 -D_GNU_SOURCE --inline-suppr -Icommon \
+	  --std=c11 -D_GNU_SOURCE --inline-suppr -Icommon -Isupervisor -Iworker \
+	  --include=$$($(PKG_CONFIG) --variable=includedir jansson)/jansson.h \
 	  common supervisor worker ctl

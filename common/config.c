@@ -187,29 +187,6 @@ static int cfg_error(struct cfg_parser *p, const char *path, const char *fmt, ..
         return -1;
 }
 
-/* The kind of a JSON value as a message says it: "got an array". */
-static const char *json_kind(const json_t *v)
-{
-        switch (json_typeof(v)) {
-        case JSON_OBJECT:
-                return "an object";
-        case JSON_ARRAY:
-                return "an array";
-        case JSON_STRING:
-                return "a string";
-        case JSON_INTEGER:
-                return "an integer";
-        case JSON_REAL:
-                return "a real number";
-        case JSON_TRUE:
-        case JSON_FALSE:
-                return "a boolean";
-        case JSON_NULL:
-                return "null";
-        }
-        return "an unknown value";
-}
-
 static void path_format(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Fills a CFG_PATH_MAX buffer; a path too long still reads as one, ending in "...". */
@@ -286,7 +263,7 @@ static int parse_string_key(struct cfg_parser *p, const struct key_spec *k, json
         char **field = field_at(base, k);
 
         if (!json_is_string(v))
-                return cfg_error(p, path, "expected a string, got %s", json_kind(v));
+                return cfg_error(p, path, "expected a string, got %s", util_json_kind(v));
         if (k->min > 0 && json_string_length(v) == 0)
                 return cfg_error(p, path, "expected a non-empty string");
         free(*field);
@@ -302,7 +279,8 @@ static int parse_int_key(struct cfg_parser *p, const struct key_spec *k, json_t 
 
         range_phrase(k, range, sizeof(range));
         if (!json_is_integer(v))
-                return cfg_error(p, path, "expected an integer %s, got %s", range, json_kind(v));
+                return cfg_error(p, path, "expected an integer %s, got %s", range,
+                                 util_json_kind(v));
         n = json_integer_value(v);
         if (n < k->min || n > k->max)
                 return cfg_error(p, path, "expected an integer %s", range);
@@ -321,7 +299,7 @@ static int parse_amount_key(struct cfg_parser *p, const struct key_spec *k, json
         int rc;
 
         if (!json_is_string(v))
-                return cfg_error(p, path, "%s, got %s", hint, json_kind(v));
+                return cfg_error(p, path, "%s, got %s", hint, util_json_kind(v));
         rc = is_duration ? util_parse_duration(json_string_value(v), &n)
                          : util_parse_size(json_string_value(v), &n);
         if (rc < 0)
@@ -363,8 +341,7 @@ static int check_unknown_keys(struct cfg_parser *p, json_t *obj, const char *pat
         const char *key;
         json_t *v;
 
-        json_object_foreach(obj, key, v)
-        {
+        json_object_foreach (obj, key, v) {
                 (void)v;
                 if (find_key(keys, key))
                         continue;
@@ -407,7 +384,7 @@ static int parse_object(struct cfg_parser *p, json_t *obj, const char *path,
         char where[CFG_PATH_MAX];
 
         if (!json_is_object(obj))
-                return cfg_error(p, path, "expected an object, got %s", json_kind(obj));
+                return cfg_error(p, path, "expected an object, got %s", util_json_kind(obj));
         if (check_unknown_keys(p, obj, path, keys) < 0)
                 return -1;
         for (const struct key_spec *k = keys; k->name != NULL; k++) {
@@ -453,17 +430,17 @@ static int parse_strv(struct cfg_parser *p, json_t *v, const char *path, const c
         size_t i, n = 0;
 
         if (!json_is_array(v))
-                return cfg_error(p, path, "expected an array of %s, got %s", what, json_kind(v));
+                return cfg_error(p, path, "expected an array of %s, got %s", what,
+                                 util_json_kind(v));
         if (json_array_size(v) == 0)
                 return cfg_error(p, path, "expected a non-empty array of %s", what);
         strv = util_calloc(json_array_size(v) + 1, sizeof(*strv));
-        json_array_foreach(v, i, s)
-        {
+        json_array_foreach (v, i, s) {
                 index_path(where, path, i);
                 if (!json_is_string(s) || json_string_length(s) == 0) {
                         free_strv(strv, n);
                         return cfg_error(p, where, "expected a non-empty string, got %s",
-                                         json_is_string(s) ? "an empty one" : json_kind(s));
+                                         json_is_string(s) ? "an empty one" : util_json_kind(s));
                 }
                 strv[n++] = util_strdup(json_string_value(s));
         }
@@ -517,7 +494,7 @@ static int parse_listen(struct cfg_parser *p, json_t *v, const char *path, void 
         if (!json_is_string(v) || !valid_listen(json_string_value(v)))
                 return cfg_error(p, path, "expected \"HOST:PORT\" such as \"127.0.0.1:8080\"%s%s",
                                  json_is_string(v) ? "" : ", got ",
-                                 json_is_string(v) ? "" : json_kind(v));
+                                 json_is_string(v) ? "" : util_json_kind(v));
         free(cfg->http_listen);
         cfg->http_listen = util_strdup(json_string_value(v));
         return 0;
@@ -563,15 +540,16 @@ static int parse_env(struct cfg_parser *p, json_t *v, const char *path, void *ba
         json_t *value;
 
         if (!json_is_object(v))
-                return cfg_error(p, path, "expected an object of strings, got %s", json_kind(v));
-        json_object_foreach(v, name, value)
-        {
+                return cfg_error(p, path, "expected an object of strings, got %s",
+                                 util_json_kind(v));
+        json_object_foreach (v, name, value) {
                 join_path(where, path, name);
                 if (name[0] == '\0' || strchr(name, '=') != NULL)
                         return cfg_error(p, where,
                                          "variable names must be non-empty and without \"=\"");
                 if (!json_is_string(value))
-                        return cfg_error(p, where, "expected a string, got %s", json_kind(value));
+                        return cfg_error(p, where, "expected a string, got %s",
+                                         util_json_kind(value));
         }
         agent->env = json_incref(v);
         return 0;
@@ -607,10 +585,10 @@ static int parse_agents(struct cfg_parser *p, json_t *v, const char *path, void 
         json_t *def;
 
         if (!json_is_object(v))
-                return cfg_error(p, path, "expected an object of agents, got %s", json_kind(v));
+                return cfg_error(p, path, "expected an object of agents, got %s",
+                                 util_json_kind(v));
         cfg->agents = util_calloc(json_object_size(v), sizeof(*cfg->agents));
-        json_object_foreach(v, name, def)
-        {
+        json_object_foreach (v, name, def) {
                 /* nagents counts the entry first so config_free() releases a partial one. */
                 struct agent_def *agent = &cfg->agents[cfg->nagents++];
 
@@ -636,10 +614,10 @@ static int parse_workflows(struct cfg_parser *p, json_t *v, const char *path, vo
         json_t *def;
 
         if (!json_is_object(v))
-                return cfg_error(p, path, "expected an object of workflows, got %s", json_kind(v));
+                return cfg_error(p, path, "expected an object of workflows, got %s",
+                                 util_json_kind(v));
         cfg->workflows = util_calloc(json_object_size(v), sizeof(*cfg->workflows));
-        json_object_foreach(v, name, def)
-        {
+        json_object_foreach (v, name, def) {
                 join_path(where, path, name);
                 if (name[0] == '\0')
                         return cfg_error(p, where, "workflow names must not be empty");
@@ -697,7 +675,7 @@ static struct config *config_from_json(json_t *root, const char *origin, char *e
 
         if (!json_is_object(root)) {
                 cfg_error(&p, "", "expected a JSON object at the top level, got %s",
-                          json_kind(root));
+                          util_json_kind(root));
                 goto fail;
         }
         if (parse_object(&p, root, "", top_keys, cfg) < 0 || check_consistency(&p) < 0)

@@ -28,7 +28,8 @@ struct agent_def {
         size_t argc;
         json_t *env; /* owned: object of string values, or NULL */
         char *cwd;   /* or NULL */
-        json_t *limits; /* owned: object as given (memory, cpu, files, processes, output), or NULL */
+        json_t
+            *limits; /* owned: object as given (memory, cpu, files, processes, output), or NULL */
 };
 
 struct config {
@@ -67,14 +68,14 @@ struct config {
  * config_free()) or NULL with "path: key.path: reason" in err.
  */
 struct config *config_load(const char *path, char *err, size_t errsz)
-        __attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /*
  * Validates a JSON text; origin names it in messages.  Same contract as
  * config_load().
  */
 struct config *config_parse_string(const char *text, const char *origin, char *err, size_t errsz)
-        __attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 void config_free(struct config *cfg);
 

@@ -17,11 +17,8 @@
 #include "frame.h"
 
 static const char *const type_names[] = {
-        [FRAME_TASK] = "task",
-        [FRAME_PROGRESS] = "progress",
-        [FRAME_RESULT] = "result",
-        [FRAME_HEARTBEAT] = "heartbeat",
-        [FRAME_SHUTDOWN] = "shutdown",
+    [FRAME_TASK] = "task",           [FRAME_PROGRESS] = "progress", [FRAME_RESULT] = "result",
+    [FRAME_HEARTBEAT] = "heartbeat", [FRAME_SHUTDOWN] = "shutdown",
 };
 
 #define NTYPES (sizeof(type_names) / sizeof(type_names[0]))
@@ -40,36 +37,36 @@ struct field_rule {
 #define T_OBJNULL (T(JSON_OBJECT) | T(JSON_NULL))
 
 static const struct field_rule task_rules[] = {
-        {"id", T_INT},       {"attempt", T_INT},     {"workflow", T_STR},   {"trace_id", T_STR},
-        {"payload", T_ANY},  {"state", T_OBJNULL},   {"definition", T_OBJ}, {NULL, 0},
+    {"id", T_INT},      {"attempt", T_INT},   {"workflow", T_STR},   {"trace_id", T_STR},
+    {"payload", T_ANY}, {"state", T_OBJNULL}, {"definition", T_OBJ}, {NULL, 0},
 };
 static const struct field_rule progress_rules[] = {
-        {"id", T_INT}, {"attempt", T_INT}, {"phase", T_STR}, {"event", T_STR}, {NULL, 0},
+    {"id", T_INT}, {"attempt", T_INT}, {"phase", T_STR}, {"event", T_STR}, {NULL, 0},
 };
 /* A "finished" progress frame carries the phase's outcome and the checkpoint. */
 static const struct field_rule finished_rules[] = {
-        {"outcome", T_STR},
-        {"state", T_OBJ},
-        {NULL, 0},
+    {"outcome", T_STR},
+    {"state", T_OBJ},
+    {NULL, 0},
 };
 static const struct field_rule result_rules[] = {
-        {"id", T_INT},
-        {"attempt", T_INT},
-        {"status", T_STR},
-        {NULL, 0},
+    {"id", T_INT},
+    {"attempt", T_INT},
+    {"status", T_STR},
+    {NULL, 0},
 };
 static const struct field_rule heartbeat_rules[] = {
-        {"pid", T_INT},
-        {NULL, 0},
+    {"pid", T_INT},
+    {NULL, 0},
 };
 static const struct field_rule no_rules[] = {
-        {NULL, 0},
+    {NULL, 0},
 };
 
 static const struct field_rule *const rules_by_type[] = {
-        [FRAME_TASK] = task_rules,           [FRAME_PROGRESS] = progress_rules,
-        [FRAME_RESULT] = result_rules,       [FRAME_HEARTBEAT] = heartbeat_rules,
-        [FRAME_SHUTDOWN] = no_rules,
+    [FRAME_TASK] = task_rules,     [FRAME_PROGRESS] = progress_rules,
+    [FRAME_RESULT] = result_rules, [FRAME_HEARTBEAT] = heartbeat_rules,
+    [FRAME_SHUTDOWN] = no_rules,
 };
 
 const char *frame_type_name(enum frame_type type)
@@ -81,8 +78,8 @@ const char *frame_type_name(enum frame_type type)
 
 int frame_header_length(const unsigned char hdr[FRAME_HEADER_SIZE], size_t max, size_t *len)
 {
-        uint32_t n = ((uint32_t)hdr[0] << 24) | ((uint32_t)hdr[1] << 16) |
-                     ((uint32_t)hdr[2] << 8) | (uint32_t)hdr[3];
+        uint32_t n = ((uint32_t)hdr[0] << 24) | ((uint32_t)hdr[1] << 16) | ((uint32_t)hdr[2] << 8) |
+                     (uint32_t)hdr[3];
 
         if (n == 0 || n > max)
                 return -1;
@@ -101,14 +98,13 @@ static int lookup_type(const char *name, enum frame_type *out)
         return -1;
 }
 
-static int check_rules(json_t *msg, enum frame_type type, const struct field_rule *rules,
-                       char *err, size_t errsz)
+static int check_rules(json_t *msg, enum frame_type type, const struct field_rule *rules, char *err,
+                       size_t errsz)
 {
         for (const struct field_rule *r = rules; r->name != NULL; r++) {
                 json_t *v = json_object_get(msg, r->name);
                 if (v == NULL) {
-                        snprintf(err, errsz, "%s frame without \"%s\"", type_names[type],
-                                 r->name);
+                        snprintf(err, errsz, "%s frame without \"%s\"", type_names[type], r->name);
                         return -1;
                 }
                 if (!(r->types & T(json_typeof(v)))) {

@@ -53,7 +53,7 @@ const char *frame_type_name(enum frame_type type);
  * when it is zero or larger than max.
  */
 int frame_header_length(const unsigned char hdr[FRAME_HEADER_SIZE], size_t max, size_t *len)
-        __attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /*
  * Decodes and validates one frame body of len bytes (without the header).
@@ -61,7 +61,7 @@ int frame_header_length(const unsigned char hdr[FRAME_HEADER_SIZE], size_t max, 
  * with frame_clear()).  On failure returns -1 and writes a reason to err.
  */
 int frame_decode(const char *body, size_t len, struct frame *out, char *err, size_t errsz)
-        __attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /*
  * Encodes msg (borrowed; it must carry a valid "type") as header + compact
@@ -69,7 +69,7 @@ int frame_decode(const char *body, size_t len, struct frame *out, char *err, siz
  * in err when it cannot be encoded or exceeds max bytes.
  */
 char *frame_encode(json_t *msg, size_t max, size_t *outlen, char *err, size_t errsz)
-        __attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Releases out->msg; safe on a cleared frame. */
 void frame_clear(struct frame *f);
@@ -80,8 +80,8 @@ void frame_clear(struct frame *f);
  * frame (reason in err).  frame_write_fd() returns 0 or -1.
  */
 int frame_read_fd(int fd, size_t max, struct frame *out, char *err, size_t errsz)
-        __attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 int frame_write_fd(int fd, json_t *msg, size_t max, char *err, size_t errsz)
-        __attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 #endif

@@ -80,9 +80,9 @@ static void log_emit(enum log_level level, int errnum, const char *fmt, va_list 
         }
         format_time(when, sizeof(when));
         if (log_fmt == LOG_FORMAT_JSON) {
-                json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:s}", "time", when, "prog", log_prog,
-                                      "pid", (int)getpid(), "level", level_names[level], "msg",
-                                      msg);
+                json_t *o =
+                    json_pack("{s:s, s:s, s:i, s:s, s:s}", "time", when, "prog", log_prog, "pid",
+                              (int)getpid(), "level", level_names[level], "msg", msg);
                 char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
                 len = snprintf(line, sizeof(line), "%s\n", s ? s : msg);
                 free(s);

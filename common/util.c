@@ -52,8 +52,8 @@ static int parse_with_unit(const char *s, const struct unit *units, int64_t *out
 int util_parse_duration(const char *s, int64_t *ms)
 {
         static const struct unit units[] = {
-                {"ms", 1},       {"s", 1000},         {"m", 60 * 1000},
-                {"h", 3600000},  {"d", 24 * 3600000}, {NULL, 0},
+            {"ms", 1},      {"s", 1000},         {"m", 60 * 1000},
+            {"h", 3600000}, {"d", 24 * 3600000}, {NULL, 0},
         };
         return parse_with_unit(s, units, ms);
 }
@@ -61,14 +61,14 @@ int util_parse_duration(const char *s, int64_t *ms)
 int util_parse_size(const char *s, int64_t *bytes)
 {
         static const struct unit units[] = {
-                {"B", 1},
-                {"KB", 1024},
-                {"KiB", 1024},
-                {"MB", 1024 * 1024},
-                {"MiB", 1024 * 1024},
-                {"GB", 1024LL * 1024 * 1024},
-                {"GiB", 1024LL * 1024 * 1024},
-                {NULL, 0},
+            {"B", 1},
+            {"KB", 1024},
+            {"KiB", 1024},
+            {"MB", 1024 * 1024},
+            {"MiB", 1024 * 1024},
+            {"GB", 1024LL * 1024 * 1024},
+            {"GiB", 1024LL * 1024 * 1024},
+            {NULL, 0},
         };
         return parse_with_unit(s, units, bytes);
 }
@@ -118,4 +118,28 @@ void *util_calloc(size_t n, size_t size)
         if (p == NULL)
                 fatal("%s: calloc", __func__);
         return p;
+}
+
+const char *util_json_kind(const json_t *v)
+{
+        if (v == NULL)
+                return "nothing";
+        switch (json_typeof(v)) {
+        case JSON_OBJECT:
+                return "an object";
+        case JSON_ARRAY:
+                return "an array";
+        case JSON_STRING:
+                return "a string";
+        case JSON_INTEGER:
+                return "an integer";
+        case JSON_REAL:
+                return "a real number";
+        case JSON_TRUE:
+        case JSON_FALSE:
+                return "a boolean";
+        case JSON_NULL:
+                return "null";
+        }
+        return "an unknown value";
 }

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #define CHIMERA_VERSION "0.1.0"
 
 /*
@@ -29,6 +31,12 @@ int64_t util_now_ms(void);
 /* Sets FD_CLOEXEC / O_NONBLOCK on fd.  Return 0, or -1 with errno set. */
 int util_set_cloexec(int fd) __attribute__((warn_unused_result));
 int util_set_nonblock(int fd) __attribute__((warn_unused_result));
+
+/*
+ * The kind of a JSON value as an error message says it ("an array", "a
+ * string", ...); "nothing" for NULL.  The result is a static string.
+ */
+const char *util_json_kind(const json_t *v);
 
 /* strdup that aborts on out-of-memory; NULL in gives NULL out. */
 char *util_strdup(const char *s);

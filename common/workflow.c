@@ -74,29 +74,6 @@ static int payload_error(char *err, size_t errsz, const char *fmt, ...)
         return -1;
 }
 
-/* The kind of a JSON value as a message says it: "got an array". */
-static const char *json_kind(const json_t *v)
-{
-        switch (json_typeof(v)) {
-        case JSON_OBJECT:
-                return "an object";
-        case JSON_ARRAY:
-                return "an array";
-        case JSON_STRING:
-                return "a string";
-        case JSON_INTEGER:
-                return "an integer";
-        case JSON_REAL:
-                return "a real number";
-        case JSON_TRUE:
-        case JSON_FALSE:
-                return "a boolean";
-        case JSON_NULL:
-                return "null";
-        }
-        return "an unknown value";
-}
-
 static void path_format(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Fills a WF_PATH_MAX buffer; a path too long still reads as one, ending in "...". */
@@ -145,8 +122,7 @@ static int check_keys(struct wf_parser *p, json_t *obj, const char *path, const 
         const char *key;
         json_t *v;
 
-        json_object_foreach(obj, key, v)
-        {
+        json_object_foreach (obj, key, v) {
                 (void)v;
                 if (in_list(key, known))
                         continue;
@@ -173,7 +149,7 @@ static int get_string(struct wf_parser *p, json_t *obj, const char *path, const 
         if (v == NULL)
                 return required ? wf_error(p, where, "required key is missing") : 0;
         if (!json_is_string(v))
-                return wf_error(p, where, "expected a string, got %s", json_kind(v));
+                return wf_error(p, where, "expected a string, got %s", util_json_kind(v));
         if (json_string_length(v) == 0)
                 return wf_error(p, where, "expected a non-empty string");
         *out = json_string_value(v);
@@ -238,7 +214,7 @@ static int parse_timeout(struct wf_parser *p, struct wf_phase *ph, json_t *obj, 
                 return 0;
         join_path(where, path, "timeout");
         if (!json_is_string(v))
-                return wf_error(p, where, WF_DURATION_HINT ", got %s", json_kind(v));
+                return wf_error(p, where, WF_DURATION_HINT ", got %s", util_json_kind(v));
         if (util_parse_duration(json_string_value(v), &ph->timeout_ms) < 0)
                 return wf_error(p, where, WF_DURATION_HINT);
         /* A zero timeout would kill every agent at once: surely a mistake. */
@@ -256,7 +232,7 @@ static int parse_params(struct wf_parser *p, struct wf_phase *ph, json_t *obj, c
                 return 0;
         join_path(where, path, "params");
         if (!json_is_object(v))
-                return wf_error(p, where, "expected an object, got %s", json_kind(v));
+                return wf_error(p, where, "expected an object, got %s", util_json_kind(v));
         ph->params = json_incref(v);
         return 0;
 }
@@ -269,7 +245,7 @@ static int parse_phase(struct wf_parser *p, size_t i, json_t *obj)
 
         path_format(path, "%s.phases.%s", p->path, ph->name);
         if (!json_is_object(obj))
-                return wf_error(p, path, "expected an object, got %s", json_kind(obj));
+                return wf_error(p, path, "expected an object, got %s", util_json_kind(obj));
         if (check_keys(p, obj, path, phase_keys) < 0 || parse_agent(p, ph, obj, path) < 0 ||
             get_string(p, obj, path, "action", 0, &action) < 0 ||
             parse_timeout(p, ph, obj, path) < 0 ||
@@ -292,8 +268,7 @@ static int name_phases(struct wf_parser *p, json_t *phases, const char *path)
         const char *key;
         json_t *v;
 
-        json_object_foreach(phases, key, v)
-        {
+        json_object_foreach (phases, key, v) {
                 (void)v;
                 join_path(where, path, key);
                 if (terminal_target(key) != 0)
@@ -318,14 +293,14 @@ static int parse_phases(struct wf_parser *p, json_t *def)
         if (phases == NULL)
                 return wf_error(p, path, "required key is missing");
         if (!json_is_object(phases))
-                return wf_error(p, path, "expected an object of phases, got %s", json_kind(phases));
+                return wf_error(p, path, "expected an object of phases, got %s",
+                                util_json_kind(phases));
         if (json_object_size(phases) == 0)
                 return wf_error(p, path, "expected at least one phase");
         p->wf->phases = util_calloc(json_object_size(phases), sizeof(*p->wf->phases));
         if (name_phases(p, phases, path) < 0)
                 return -1;
-        json_object_foreach(phases, key, v)
-        {
+        json_object_foreach (phases, key, v) {
                 (void)key;
                 if (parse_phase(p, i++, v) < 0)
                         return -1;
@@ -362,7 +337,7 @@ static int parse_max_transitions(struct wf_parser *p, json_t *def)
         join_path(where, p->path, "max_transitions");
         if (!json_is_integer(v))
                 return wf_error(p, where, "expected an integer of at least 1, got %s",
-                                json_kind(v));
+                                util_json_kind(v));
         n = json_integer_value(v);
         if (n < 1)
                 return wf_error(p, where, "expected an integer of at least 1");
@@ -384,13 +359,14 @@ static int parse_required(struct wf_parser *p, json_t *def)
                 return 0;
         join_path(where, p->path, "required");
         if (!json_is_array(v))
-                return wf_error(p, where, "expected an array of field names, got %s", json_kind(v));
+                return wf_error(p, where, "expected an array of field names, got %s",
+                                util_json_kind(v));
         wf->required = util_calloc(json_array_size(v), sizeof(*wf->required));
-        json_array_foreach(v, i, field)
-        {
+        json_array_foreach (v, i, field) {
                 path_format(where, "%s.required[%zu]", p->path, i);
                 if (!json_is_string(field))
-                        return wf_error(p, where, "expected a string, got %s", json_kind(field));
+                        return wf_error(p, where, "expected a string, got %s",
+                                        util_json_kind(field));
                 if (json_string_length(field) == 0)
                         return wf_error(p, where, "expected a non-empty string");
                 wf->required[wf->nrequired++] = util_strdup(json_string_value(field));
@@ -495,7 +471,7 @@ struct workflow *workflow_parse(const char *name, json_t *def, const char *path,
         wf->definition = json_incref(def);
         if (!json_is_object(def)) {
                 wf_error(&p, p.path, "expected an object, got %s",
-                         def != NULL ? json_kind(def) : "nothing");
+                         def != NULL ? util_json_kind(def) : "nothing");
                 goto fail;
         }
         if (check_keys(&p, def, p.path, definition_keys) < 0 || parse_phases(&p, def) < 0 ||
@@ -555,7 +531,7 @@ int workflow_check_payload(const struct workflow *wf, json_t *payload, char *err
                 return payload_error(err, errsz, "payload is missing");
         if (!json_is_object(payload))
                 return payload_error(err, errsz, "payload must be a JSON object, not %s",
-                                     json_kind(payload));
+                                     util_json_kind(payload));
         for (size_t i = 0; i < wf->nrequired; i++) {
                 json_t *v = json_object_get(payload, wf->required[i]);
 

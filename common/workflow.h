@@ -82,7 +82,7 @@ const char *workflow_target_name(const struct workflow *wf, int target);
  * "target_url"` or `payload must be a JSON object, not an array`.
  */
 int workflow_check_payload(const struct workflow *wf, json_t *payload, char *err, size_t errsz)
-        __attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Nonzero when agent is one of the built-in agents ("builtin:noop", ...). */
 int workflow_agent_is_builtin(const char *agent);

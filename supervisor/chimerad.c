@@ -78,10 +78,9 @@ static void make_id(char out[37])
                 fatal("%s: getrandom", __func__);
         b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
         b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-        snprintf(out, 37,
-                 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-                 b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-                 b[14], b[15]);
+        snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+                 b[13], b[14], b[15]);
 }
 
 /*
@@ -240,16 +239,13 @@ static void supervisor_free(struct supervisor *sv)
 int main(int argc, char **argv)
 {
         static const struct option opts[] = {
-                {"config", required_argument, NULL, 'c'},
-                {"check-config", no_argument, NULL, 'C'},
-                {"migrate", no_argument, NULL, 'M'},
-                {"help", no_argument, NULL, 'h'},
-                {"version", no_argument, NULL, 'V'},
-                {NULL, 0, NULL, 0},
+            {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'C'},
+            {"migrate", no_argument, NULL, 'M'},      {"help", no_argument, NULL, 'h'},
+            {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
         };
         struct supervisor sv = {0};
         const char *path = CONFIG_DEFAULT_PATH;
-        int check = 0, migrate = 0, c, rc;
+        int check = 0, migrate = 0, config_given = 0, c, rc;
         char err[1024];
 
         log_init("chimerad", LOG_LEVEL_INFO, LOG_FORMAT_TEXT);
@@ -257,6 +253,7 @@ int main(int argc, char **argv)
                 switch (c) {
                 case 'c':
                         path = optarg;
+                        config_given = 1;
                         break;
                 case 'C':
                         check = 1;
@@ -280,7 +277,12 @@ int main(int argc, char **argv)
                 usage(stderr);
                 return 2;
         }
-        sv.cfg = config_load(path, err, sizeof(err));
+        /* --migrate needs only a database: without a config file it takes the
+         * connection from the environment. */
+        if (migrate && !config_given && access(path, F_OK) < 0)
+                sv.cfg = config_parse_string("{}", "(defaults)", err, sizeof(err));
+        else
+                sv.cfg = config_load(path, err, sizeof(err));
         if (sv.cfg == NULL) {
                 fprintf(stderr, "chimerad: %s\n", err);
                 return 1;

@@ -109,7 +109,7 @@ int pool_idle_count(const struct pool *pool);
 int pool_busy_count(const struct pool *pool);
 /* Hands task (ownership passes) and its frame text (borrowed) to an idle worker. */
 int pool_dispatch(struct pool *pool, struct task *task, const char *frame, size_t len)
-        __attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void pool_reap_cb(evutil_socket_t sig, short events, void *arg);
 void pool_shutdown(struct pool *pool);
 void pool_kill_busy(struct pool *pool, const char *reason);

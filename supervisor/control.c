@@ -83,10 +83,9 @@ static json_t *supervisor_json(const struct supervisor *sv)
         for (size_t i = 0; i < sv->cfg->nqueues; i++)
                 json_array_append_new(queues, json_string(sv->cfg->queues[i]));
         return json_pack("{s:s, s:s, s:i, s:s, s:I, s:o, s:s, s:{s:I, s:I, s:I, s:I}}", "id",
-                         sv->id, "host", sv->host, "pid", (int)getpid(), "version",
-                         CHIMERA_VERSION, "uptime_ms",
-                         (json_int_t)(util_now_ms() - sv->started_ms), "queues", queues, "state",
-                         supervisor_state_name(sv->state), "counters", "claimed",
+                         sv->id, "host", sv->host, "pid", (int)getpid(), "version", CHIMERA_VERSION,
+                         "uptime_ms", (json_int_t)(util_now_ms() - sv->started_ms), "queues",
+                         queues, "state", supervisor_state_name(sv->state), "counters", "claimed",
                          (json_int_t)sv->stats.claimed, "succeeded",
                          (json_int_t)sv->stats.succeeded, "failed", (json_int_t)sv->stats.failed,
                          "retried", (json_int_t)sv->stats.retried);
@@ -117,8 +116,8 @@ static void handle_request(struct ctl_conn *c, const char *line, size_t len)
         char msg[256];
 
         if (!json_is_object(req)) {
-                snprintf(msg, sizeof(msg), "request is not a JSON object%s%s",
-                         req ? "" : ": ", req ? "" : jerr.text);
+                snprintf(msg, sizeof(msg), "request is not a JSON object%s%s", req ? "" : ": ",
+                         req ? "" : jerr.text);
                 conn_error(c, msg);
                 goto out;
         }

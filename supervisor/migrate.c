@@ -33,18 +33,18 @@ static int exec_ok(PGconn *conn, const char *sql, char *err, size_t errsz)
         return ok ? 0 : -1;
 }
 
-static const char PREPARE_SQL[] =
-        "BEGIN;"
-        "SELECT pg_advisory_xact_lock(x'" MIGRATE_LOCK_KEY "'::bigint);"
-        "CREATE SCHEMA IF NOT EXISTS chimera;"
-        "CREATE TABLE IF NOT EXISTS chimera.schema_version ("
-        "  version integer PRIMARY KEY,"
-        "  name text NOT NULL,"
-        "  applied_at timestamptz NOT NULL DEFAULT now());";
+static const char PREPARE_SQL[] = "BEGIN;"
+                                  "SELECT pg_advisory_xact_lock(x'" MIGRATE_LOCK_KEY "'::bigint);"
+                                  "CREATE SCHEMA IF NOT EXISTS chimera;"
+                                  "CREATE TABLE IF NOT EXISTS chimera.schema_version ("
+                                  "  version integer PRIMARY KEY,"
+                                  "  name text NOT NULL,"
+                                  "  applied_at timestamptz NOT NULL DEFAULT now());";
 
 static int current_version(PGconn *conn, int *version, char *err, size_t errsz)
 {
-        PGresult *res = PQexec(conn, "SELECT coalesce(max(version), 0) FROM chimera.schema_version");
+        PGresult *res =
+            PQexec(conn, "SELECT coalesce(max(version), 0) FROM chimera.schema_version");
 
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
                 snprintf(err, errsz, "%s", PQresultErrorMessage(res));
@@ -66,8 +66,9 @@ static int apply_one(PGconn *conn, const struct migration *m, char *err, size_t 
         if (exec_ok(conn, m->sql, err, errsz) < 0)
                 return -1;
         snprintf(version, sizeof(version), "%d", m->version);
-        res = PQexecParams(conn, "INSERT INTO chimera.schema_version (version, name) VALUES ($1, $2)",
-                           2, NULL, params, NULL, NULL, 0);
+        res =
+            PQexecParams(conn, "INSERT INTO chimera.schema_version (version, name) VALUES ($1, $2)",
+                         2, NULL, params, NULL, NULL, 0);
         ok = PQresultStatus(res) == PGRES_COMMAND_OK;
         if (!ok)
                 snprintf(err, errsz, "%s", PQresultErrorMessage(res));

@@ -27,7 +27,6 @@ int migrate_latest_version(void);
  * two hosts migrating at once take turns and the second finds nothing to
  * do.  Prints what it did on stdout.  Returns 0, or -1 with a reason in err.
  */
-int migrate_run(const char *conninfo, char *err, size_t errsz)
-        __attribute__((warn_unused_result));
+int migrate_run(const char *conninfo, char *err, size_t errsz) __attribute__((warn_unused_result));
 
 #endif

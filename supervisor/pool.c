@@ -81,8 +81,8 @@ static void find_worker_path(struct pool *pool)
                 char *slash = strrchr(self, '/');
                 if (slash != NULL) {
                         *slash = '\0';
-                        snprintf(pool->worker_path, sizeof(pool->worker_path),
-                                 "%s/chimera-worker", self);
+                        snprintf(pool->worker_path, sizeof(pool->worker_path), "%s/chimera-worker",
+                                 self);
                         if (access(pool->worker_path, X_OK) == 0)
                                 return;
                 }
@@ -118,8 +118,7 @@ int pool_start(struct pool *pool, struct supervisor *sv)
 
 static bool frame_is_for_task(struct worker *w, json_t *msg)
 {
-        return w->task != NULL &&
-               json_integer_value(json_object_get(msg, "id")) == w->task->id &&
+        return w->task != NULL && json_integer_value(json_object_get(msg, "id")) == w->task->id &&
                json_integer_value(json_object_get(msg, "attempt")) == w->task->attempt;
 }
 
@@ -136,10 +135,10 @@ static void on_progress(struct worker *w, json_t *msg)
                 queue_phase(q, w->task, "phase_started", phase, NULL, NULL);
                 return;
         }
-        detail = json_pack("{s:O*, s:O*, s:O*, s:O*}", "outcome", json_object_get(msg, "outcome"),
-                           "next", json_object_get(msg, "next"), "duration_ms",
-                           json_object_get(msg, "duration_ms"), "error",
-                           json_object_get(msg, "error"));
+        detail =
+            json_pack("{s:O*, s:O*, s:O*, s:O*}", "outcome", json_object_get(msg, "outcome"),
+                      "next", json_object_get(msg, "next"), "duration_ms",
+                      json_object_get(msg, "duration_ms"), "error", json_object_get(msg, "error"));
         queue_phase(q, w->task, "phase_finished", phase, detail,
                     json_incref(json_object_get(msg, "state")));
 }
@@ -154,9 +153,10 @@ static void on_result(struct worker *w, json_t *msg)
 
         if (strcmp(status, "succeeded") == 0) {
                 sv->stats.succeeded++;
-                log_info("task %lld succeeded (workflow %s, attempt %d, trace %s, worker %d, %lld ms)",
-                         (long long)t->id, t->workflow, t->attempt, t->trace_id, (int)w->pid,
-                         (long long)ms);
+                log_info(
+                    "task %lld succeeded (workflow %s, attempt %d, trace %s, worker %d, %lld ms)",
+                    (long long)t->id, t->workflow, t->attempt, t->trace_id, (int)w->pid,
+                    (long long)ms);
         } else if (strcmp(status, "failed") == 0) {
                 sv->stats.failed++;
                 log_info("task %lld failed: %s (workflow %s, attempt %d, trace %s, worker %d)",
@@ -185,8 +185,7 @@ static void on_result(struct worker *w, json_t *msg)
 
 static bool result_status_valid(const char *s)
 {
-        return strcmp(s, "succeeded") == 0 || strcmp(s, "failed") == 0 ||
-               strcmp(s, "retry") == 0;
+        return strcmp(s, "succeeded") == 0 || strcmp(s, "failed") == 0 || strcmp(s, "retry") == 0;
 }
 
 /* Acts on one decoded frame.  Returns -1 with reason when the worker must go. */
@@ -239,7 +238,8 @@ static void worker_read_cb(struct bufferevent *bev, void *arg)
                 }
                 if (evbuffer_get_length(in) < FRAME_HEADER_SIZE + len)
                         return;
-                const char *body = (const char *)evbuffer_pullup(in, (ssize_t)(FRAME_HEADER_SIZE + len));
+                const char *body =
+                    (const char *)evbuffer_pullup(in, (ssize_t)(FRAME_HEADER_SIZE + len));
                 int rc = frame_decode(body + FRAME_HEADER_SIZE, len, &f, why, sizeof(why));
                 evbuffer_drain(in, FRAME_HEADER_SIZE + len);
                 if (rc < 0) {
@@ -577,18 +577,17 @@ json_t *pool_status_json(const struct pool *pool)
                 idle += w->state == W_IDLE;
                 starting += w->state == W_STARTING;
                 json_array_append_new(
-                        workers,
-                        json_pack("{s:i, s:i, s:s, s:i, s:o, s:o, s:o, s:o, s:o}", "slot", w->slot,
-                                  "pid", (int)w->pid, "state",
-                                  t ? "busy" : worker_state_name(w->state), "tasks_done",
-                                  (int)w->tasks_done, "task",
-                                  t ? json_integer((json_int_t)t->id) : json_null(), "workflow",
-                                  t ? json_string(t->workflow) : json_null(), "phase",
-                                  t && t->phase ? json_string(t->phase) : json_null(), "attempt",
-                                  t ? json_integer(t->attempt) : json_null(), "busy_ms",
-                                  t ? json_integer(now - t->started_ms) : json_null()));
+                    workers,
+                    json_pack("{s:i, s:i, s:s, s:i, s:o, s:o, s:o, s:o, s:o}", "slot", w->slot,
+                              "pid", (int)w->pid, "state", t ? "busy" : worker_state_name(w->state),
+                              "tasks_done", (int)w->tasks_done, "task",
+                              t ? json_integer((json_int_t)t->id) : json_null(), "workflow",
+                              t ? json_string(t->workflow) : json_null(), "phase",
+                              t && t->phase ? json_string(t->phase) : json_null(), "attempt",
+                              t ? json_integer(t->attempt) : json_null(), "busy_ms",
+                              t ? json_integer(now - t->started_ms) : json_null()));
         }
-        return json_pack("{s:i, s:i, s:i, s:i, s:I, s:o}", "size", pool->size, "busy", busy,
-                         "idle", idle, "starting", starting, "restarts",
-                         (json_int_t)pool->restarts, "workers", workers);
+        return json_pack("{s:i, s:i, s:i, s:i, s:I, s:o}", "size", pool->size, "busy", busy, "idle",
+                         idle, "starting", starting, "restarts", (json_int_t)pool->restarts,
+                         "workers", workers);
 }

@@ -53,115 +53,115 @@ struct queue {
 };
 
 static const char CLAIM_SQL[] =
-        "WITH c AS ("
-        " UPDATE chimera.tasks t"
-        "    SET status = 'running', attempts = t.attempts + 1, lease_owner = $1::uuid,"
-        "        lease_expires_at = now() + $2::bigint * interval '1 millisecond',"
-        "        started_at = now()"
-        "   FROM (SELECT id FROM chimera.tasks"
-        "          WHERE status = 'queued' AND run_at <= now() AND queue = ANY($3::text[])"
-        "            AND queue NOT IN (SELECT name FROM chimera.queues WHERE paused)"
-        "          ORDER BY priority DESC, run_at, id"
-        "          LIMIT $4::int"
-        "          FOR UPDATE SKIP LOCKED) s"
-        "  WHERE t.id = s.id"
-        "  RETURNING t.id, t.attempts, t.workflow, t.payload, t.trace_id, t.state, t.queue"
-        "), e AS ("
-        " INSERT INTO chimera.task_events (task_id, attempt, kind, detail)"
-        " SELECT id, attempts, 'claimed',"
-        "        jsonb_build_object('supervisor', $1::text, 'host', $5::text, 'queue', queue)"
-        "   FROM c"
-        ")"
-        "SELECT id, attempts, workflow, payload::text, trace_id::text,"
-        "       coalesce(state::text, 'null') FROM c";
+    "WITH c AS ("
+    " UPDATE chimera.tasks t"
+    "    SET status = 'running', attempts = t.attempts + 1, lease_owner = $1::uuid,"
+    "        lease_expires_at = now() + $2::bigint * interval '1 millisecond',"
+    "        started_at = now()"
+    "   FROM (SELECT id FROM chimera.tasks"
+    "          WHERE status = 'queued' AND run_at <= now() AND queue = ANY($3::text[])"
+    "            AND queue NOT IN (SELECT name FROM chimera.queues WHERE paused)"
+    "          ORDER BY priority DESC, run_at, id"
+    "          LIMIT $4::int"
+    "          FOR UPDATE SKIP LOCKED) s"
+    "  WHERE t.id = s.id"
+    "  RETURNING t.id, t.attempts, t.workflow, t.payload, t.trace_id, t.state, t.queue"
+    "), e AS ("
+    " INSERT INTO chimera.task_events (task_id, attempt, kind, detail)"
+    " SELECT id, attempts, 'claimed',"
+    "        jsonb_build_object('supervisor', $1::text, 'host', $5::text, 'queue', queue)"
+    "   FROM c"
+    ")"
+    "SELECT id, attempts, workflow, payload::text, trace_id::text,"
+    "       coalesce(state::text, 'null') FROM c";
 
 static const char WRITE_SQL[] =
-        "WITH o AS ("
-        " SELECT * FROM jsonb_to_recordset($2::jsonb)"
-        "   AS o(id bigint, attempt int, status text, state jsonb, result jsonb, error text,"
-        "        delay_ms bigint, events jsonb)"
-        "), owned AS ("
-        " SELECT o.* FROM o JOIN chimera.tasks t"
-        "   ON t.id = o.id AND t.attempts = o.attempt AND t.lease_owner = $1::uuid"
-        "  AND t.status = 'running'"
-        "), u AS ("
-        " UPDATE chimera.tasks t SET"
-        "   status = CASE o.status"
-        "     WHEN 'retry' THEN CASE WHEN t.attempts >= t.max_attempts THEN 'dead' ELSE 'queued' END"
-        "     WHEN 'requeue' THEN 'queued' ELSE o.status END,"
-        "   attempts = CASE WHEN o.status = 'requeue' THEN t.attempts - 1 ELSE t.attempts END,"
-        "   state = coalesce(o.state, t.state),"
-        "   result = CASE WHEN o.status = 'succeeded' THEN o.result ELSE t.result END,"
-        "   last_error = CASE WHEN o.status IN ('failed', 'retry') THEN o.error"
-        "                     ELSE t.last_error END,"
-        "   run_at = CASE WHEN o.status = 'retry'"
-        "                 THEN now() + o.delay_ms * interval '1 millisecond'"
-        "                 WHEN o.status = 'requeue' THEN now() ELSE t.run_at END,"
-        "   finished_at = CASE WHEN o.status IN ('succeeded', 'failed')"
-        "                        OR (o.status = 'retry' AND t.attempts >= t.max_attempts)"
-        "                      THEN now() ELSE t.finished_at END,"
-        "   lease_owner = CASE WHEN o.status = 'running' THEN t.lease_owner END,"
-        "   lease_expires_at = CASE WHEN o.status = 'running' THEN t.lease_expires_at END"
-        "  FROM owned o WHERE t.id = o.id"
-        "  RETURNING t.id, o.attempt, t.status, o.status AS op, o.error, o.delay_ms"
-        "), ev AS ("
-        " INSERT INTO chimera.task_events (task_id, attempt, kind, phase, detail, at)"
-        " SELECT o.id, o.attempt, e.kind, e.phase, e.detail, coalesce(e.at, clock_timestamp())"
-        "   FROM owned o, jsonb_to_recordset(coalesce(o.events, '[]'::jsonb))"
-        "        AS e(kind text, phase text, detail jsonb, at timestamptz)"
-        " UNION ALL"
-        " SELECT u.id, u.attempt, CASE u.status WHEN 'queued' THEN 'retried' ELSE u.status END,"
-        "        NULL, jsonb_strip_nulls(jsonb_build_object('error', u.error,"
-        "          'retry_in_ms', CASE WHEN u.op = 'retry' AND u.status = 'queued'"
-        "                              THEN u.delay_ms END,"
-        "          'charged', CASE WHEN u.op = 'requeue' THEN false END)),"
-        "        clock_timestamp()"
-        "   FROM u WHERE u.status <> 'running'"
-        ")"
-        "SELECT id, attempt, status FROM u";
+    "WITH o AS ("
+    " SELECT * FROM jsonb_to_recordset($2::jsonb)"
+    "   AS o(id bigint, attempt int, status text, state jsonb, result jsonb, error text,"
+    "        delay_ms bigint, events jsonb)"
+    "), owned AS ("
+    " SELECT o.* FROM o JOIN chimera.tasks t"
+    "   ON t.id = o.id AND t.attempts = o.attempt AND t.lease_owner = $1::uuid"
+    "  AND t.status = 'running'"
+    "), u AS ("
+    " UPDATE chimera.tasks t SET"
+    "   status = CASE o.status"
+    "     WHEN 'retry' THEN CASE WHEN t.attempts >= t.max_attempts THEN 'dead' ELSE 'queued' END"
+    "     WHEN 'requeue' THEN 'queued' ELSE o.status END,"
+    "   attempts = CASE WHEN o.status = 'requeue' THEN t.attempts - 1 ELSE t.attempts END,"
+    "   state = coalesce(o.state, t.state),"
+    "   result = CASE WHEN o.status = 'succeeded' THEN o.result ELSE t.result END,"
+    "   last_error = CASE WHEN o.status IN ('failed', 'retry') THEN o.error"
+    "                     ELSE t.last_error END,"
+    "   run_at = CASE WHEN o.status = 'retry'"
+    "                 THEN now() + o.delay_ms * interval '1 millisecond'"
+    "                 WHEN o.status = 'requeue' THEN now() ELSE t.run_at END,"
+    "   finished_at = CASE WHEN o.status IN ('succeeded', 'failed')"
+    "                        OR (o.status = 'retry' AND t.attempts >= t.max_attempts)"
+    "                      THEN now() ELSE t.finished_at END,"
+    "   lease_owner = CASE WHEN o.status = 'running' THEN t.lease_owner END,"
+    "   lease_expires_at = CASE WHEN o.status = 'running' THEN t.lease_expires_at END"
+    "  FROM owned o WHERE t.id = o.id"
+    "  RETURNING t.id, o.attempt, t.status, o.status AS op, o.error, o.delay_ms"
+    "), ev AS ("
+    " INSERT INTO chimera.task_events (task_id, attempt, kind, phase, detail, at)"
+    " SELECT o.id, o.attempt, e.kind, e.phase, e.detail, coalesce(e.at, clock_timestamp())"
+    "   FROM owned o, jsonb_to_recordset(coalesce(o.events, '[]'::jsonb))"
+    "        AS e(kind text, phase text, detail jsonb, at timestamptz)"
+    " UNION ALL"
+    " SELECT u.id, u.attempt, CASE u.status WHEN 'queued' THEN 'retried' ELSE u.status END,"
+    "        NULL, jsonb_strip_nulls(jsonb_build_object('error', u.error,"
+    "          'retry_in_ms', CASE WHEN u.op = 'retry' AND u.status = 'queued'"
+    "                              THEN u.delay_ms END,"
+    "          'charged', CASE WHEN u.op = 'requeue' THEN false END)),"
+    "        clock_timestamp()"
+    "   FROM u WHERE u.status <> 'running'"
+    ")"
+    "SELECT id, attempt, status FROM u";
 
 static const char HEARTBEAT_SQL[] =
-        "WITH s AS ("
-        " INSERT INTO chimera.supervisors AS s (id, host, pid, pool_size, version, queues)"
-        " VALUES ($1::uuid, $2, $3::int, $4::int, $5, $6::text[])"
-        " ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), pool_size = excluded.pool_size,"
-        "   queues = excluded.queues"
-        "), held AS ("
-        " SELECT (jsonb_array_elements_text($8::jsonb))::bigint AS id"
-        "), l AS ("
-        " UPDATE chimera.tasks t"
-        "    SET lease_expires_at = now() + $7::bigint * interval '1 millisecond'"
-        "  WHERE t.lease_owner = $1::uuid AND t.status = 'running'"
-        "    AND t.id IN (SELECT id FROM held)"
-        "), x AS ("
-        " SELECT id, lease_owner FROM chimera.tasks"
-        "  WHERE status = 'running' AND lease_expires_at < now()"
-        "    AND NOT (lease_owner IS NOT DISTINCT FROM $1::uuid AND id IN (SELECT id FROM held))"
-        "  ORDER BY lease_expires_at LIMIT 100"
-        "  FOR UPDATE SKIP LOCKED"
-        "), r AS ("
-        " UPDATE chimera.tasks t SET"
-        "   status = CASE WHEN t.attempts >= t.max_attempts THEN 'dead' ELSE 'queued' END,"
-        "   last_error = 'lease expired: supervisor ' || coalesce(x.lease_owner::text, '?')"
-        "                || ' stopped renewing it',"
-        "   run_at = now(), lease_owner = NULL, lease_expires_at = NULL,"
-        "   finished_at = CASE WHEN t.attempts >= t.max_attempts THEN now() END"
-        "  FROM x WHERE t.id = x.id"
-        "  RETURNING t.id, t.attempts, t.status, x.lease_owner"
-        "), re AS ("
-        " INSERT INTO chimera.task_events (task_id, attempt, kind, detail)"
-        " SELECT id, attempts, CASE status WHEN 'queued' THEN 'retried' ELSE status END,"
-        "        jsonb_build_object('error', 'lease expired', 'lost_owner', lease_owner::text)"
-        "   FROM r"
-        "), d AS ("
-        " DELETE FROM chimera.supervisors"
-        "  WHERE heartbeat_at < now() - 10 * $7::bigint * interval '1 millisecond'"
-        "    AND id <> $1::uuid"
-        ")"
-        "SELECT id, status FROM r";
+    "WITH s AS ("
+    " INSERT INTO chimera.supervisors AS s (id, host, pid, pool_size, version, queues)"
+    " VALUES ($1::uuid, $2, $3::int, $4::int, $5, $6::text[])"
+    " ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), pool_size = excluded.pool_size,"
+    "   queues = excluded.queues"
+    "), held AS ("
+    " SELECT (jsonb_array_elements_text($8::jsonb))::bigint AS id"
+    "), l AS ("
+    " UPDATE chimera.tasks t"
+    "    SET lease_expires_at = now() + $7::bigint * interval '1 millisecond'"
+    "  WHERE t.lease_owner = $1::uuid AND t.status = 'running'"
+    "    AND t.id IN (SELECT id FROM held)"
+    "), x AS ("
+    " SELECT id, lease_owner FROM chimera.tasks"
+    "  WHERE status = 'running' AND lease_expires_at < now()"
+    "    AND NOT (lease_owner IS NOT DISTINCT FROM $1::uuid AND id IN (SELECT id FROM held))"
+    "  ORDER BY lease_expires_at LIMIT 100"
+    "  FOR UPDATE SKIP LOCKED"
+    "), r AS ("
+    " UPDATE chimera.tasks t SET"
+    "   status = CASE WHEN t.attempts >= t.max_attempts THEN 'dead' ELSE 'queued' END,"
+    "   last_error = 'lease expired: supervisor ' || coalesce(x.lease_owner::text, '?')"
+    "                || ' stopped renewing it',"
+    "   run_at = now(), lease_owner = NULL, lease_expires_at = NULL,"
+    "   finished_at = CASE WHEN t.attempts >= t.max_attempts THEN now() END"
+    "  FROM x WHERE t.id = x.id"
+    "  RETURNING t.id, t.attempts, t.status, x.lease_owner"
+    "), re AS ("
+    " INSERT INTO chimera.task_events (task_id, attempt, kind, detail)"
+    " SELECT id, attempts, CASE status WHEN 'queued' THEN 'retried' ELSE status END,"
+    "        jsonb_build_object('error', 'lease expired', 'lost_owner', lease_owner::text)"
+    "   FROM r"
+    "), d AS ("
+    " DELETE FROM chimera.supervisors"
+    "  WHERE heartbeat_at < now() - 10 * $7::bigint * interval '1 millisecond'"
+    "    AND id <> $1::uuid"
+    ")"
+    "SELECT id, status FROM r";
 
 static const char COUNTS_SQL[] =
-        "SELECT status, count(*)::bigint FROM chimera.tasks GROUP BY status";
+    "SELECT status, count(*)::bigint FROM chimera.tasks GROUP BY status";
 
 static const char SCHEMA_SQL[] = "SELECT coalesce(max(version), 0) FROM chimera.schema_version";
 
@@ -238,8 +238,7 @@ struct queue *queue_new(struct supervisor *sv)
         for (size_t i = 0; i < cfg->nworkflows; i++) {
                 q->def_texts[i] = json_dumps(cfg->workflows[i]->definition, JSON_COMPACT);
                 if (q->def_texts[i] == NULL)
-                        fatalx("%s: cannot encode workflow %s", __func__,
-                               cfg->workflows[i]->name);
+                        fatalx("%s: cannot encode workflow %s", __func__, cfg->workflows[i]->name);
         }
         q->queues_literal = text_array_literal(cfg->queues, cfg->nqueues);
         q->poll_ev = event_new(sv->base, -1, EV_PERSIST, poll_cb, q);
@@ -348,9 +347,9 @@ static const struct workflow *find_workflow(struct queue *q, const char *name, c
 static char *task_frame(const struct task *t, const char *payload, const char *state,
                         const char *def, size_t *len)
 {
-        json_t *head = json_pack("{s:s, s:I, s:i, s:s, s:s}", "type", "task", "id",
-                                 (json_int_t)t->id, "attempt", t->attempt, "workflow",
-                                 t->workflow, "trace_id", t->trace_id);
+        json_t *head =
+            json_pack("{s:s, s:I, s:i, s:s, s:s}", "type", "task", "id", (json_int_t)t->id,
+                      "attempt", t->attempt, "workflow", t->workflow, "trace_id", t->trace_id);
         char *h = head ? json_dumps(head, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
         char *body;
         size_t hl;
@@ -361,8 +360,9 @@ static char *task_frame(const struct task *t, const char *payload, const char *s
         hl = strlen(h) - 1; /* drop the closing brace */
         *len = hl + strlen(payload) + strlen(state) + strlen(def) + 40;
         body = util_calloc(1, *len + 1);
-        *len = (size_t)snprintf(body, *len + 1, "%.*s,\"payload\":%s,\"state\":%s,\"definition\":%s}",
-                                (int)hl, h, payload, state, def);
+        *len =
+            (size_t)snprintf(body, *len + 1, "%.*s,\"payload\":%s,\"state\":%s,\"definition\":%s}",
+                             (int)hl, h, payload, state, def);
         free(h);
         return body;
 }
@@ -391,9 +391,10 @@ static void dispatch_row(struct queue *q, PGresult *res, int row)
         }
         body = task_frame(t, PQgetvalue(res, row, 3), PQgetvalue(res, row, 5), def, &len);
         if (body == NULL || len > (size_t)sv->cfg->pool_max_frame_size) {
-                snprintf(err, sizeof(err), "task is too large to hand to a worker: %zu bytes "
-                         "exceed pool.max_frame_size (%lld)", len,
-                         (long long)sv->cfg->pool_max_frame_size);
+                snprintf(err, sizeof(err),
+                         "task is too large to hand to a worker: %zu bytes "
+                         "exceed pool.max_frame_size (%lld)",
+                         len, (long long)sv->cfg->pool_max_frame_size);
                 queue_finish(q, t, "failed", NULL, err, NULL);
                 free(body);
                 goto out;
@@ -434,6 +435,23 @@ static void claim_cb(PGresult *res, void *arg)
         queue_kick(q);
 }
 
+/*
+ * Outcomes not yet handed to the database.  Their workers are idle, but a
+ * claim for them must wait until the outcome is queued ahead of it on the
+ * connection, or the table would briefly show more tasks running than this
+ * supervisor has workers.
+ */
+static int unsent_outcomes(const struct queue *q)
+{
+        const char *key;
+        json_t *op;
+        int n = 0;
+
+        json_object_foreach (q->pending, key, op)
+                n += strcmp(json_string_value(json_object_get(op, "status")), "running") != 0;
+        return n;
+}
+
 void queue_kick(struct queue *q)
 {
         struct supervisor *sv = q->sv;
@@ -441,10 +459,9 @@ void queue_kick(struct queue *q)
         const char *params[5];
         int idle;
 
-        if (sv->state != SUP_RUNNING || q->claim_inflight || q->maybe_empty ||
-            !db_is_up(sv->db))
+        if (sv->state != SUP_RUNNING || q->claim_inflight || q->maybe_empty || !db_is_up(sv->db))
                 return;
-        idle = pool_idle_count(&sv->pool);
+        idle = pool_idle_count(&sv->pool) - unsent_outcomes(q);
         if (idle <= 0)
                 return;
         snprintf(lease, sizeof(lease), "%lld", (long long)sv->cfg->lease_ms);
@@ -536,7 +553,7 @@ static void merge_back(struct queue *q, json_t *batch)
         size_t i;
         char k[48];
 
-        json_array_foreach(batch, i, op) {
+        json_array_foreach (batch, i, op) {
                 snprintf(k, sizeof(k), "%lld/%lld",
                          (long long)json_integer_value(json_object_get(op, "id")),
                          (long long)json_integer_value(json_object_get(op, "attempt")));
@@ -554,7 +571,7 @@ static void merge_back(struct queue *q, json_t *batch)
                 }
                 json_object_set(merged, k, op);
         }
-        json_object_foreach(q->pending, key, op)
+        json_object_foreach (q->pending, key, op)
                 json_object_set(merged, key, op);
         json_decref(q->pending);
         q->pending = merged;
@@ -587,6 +604,7 @@ static void write_cb(PGresult *res, void *arg)
         }
         json_decref(batch);
         queue_flush(q);
+        queue_kick(q);
         supervisor_maybe_finish(q->sv);
 }
 
@@ -601,7 +619,7 @@ static void queue_flush(struct queue *q)
         if (q->write_inflight || json_object_size(q->pending) == 0 || !db_is_up(sv->db))
                 return;
         batch = json_array();
-        json_object_foreach(q->pending, key, op)
+        json_object_foreach (q->pending, key, op)
                 json_array_append(batch, op);
         json_object_clear(q->pending);
         text = json_dumps(batch, JSON_COMPACT);
@@ -653,7 +671,7 @@ static void heartbeat_send(struct queue *q)
         held = json_array();
         pool_held_ids(&sv->pool, held);
         /* Tasks whose outcome is not written yet are still ours. */
-        json_object_foreach(q->pending, key, op)
+        json_object_foreach (q->pending, key, op)
                 json_array_append(held, json_object_get(op, "id"));
         held_text = json_dumps(held, JSON_COMPACT);
         json_decref(held);
@@ -722,8 +740,7 @@ static void counts_cb(PGresult *res, void *arg)
                         json_object_set_new(counts, names[i], json_integer(0));
                 for (int i = 0; i < PQntuples(res); i++)
                         json_object_set_new(counts, PQgetvalue(res, i, 0),
-                                            json_integer(strtoll(PQgetvalue(res, i, 1), NULL,
-                                                                 10)));
+                                            json_integer(strtoll(PQgetvalue(res, i, 1), NULL, 10)));
         }
         r->cb(counts, r->arg);
         json_decref(counts);

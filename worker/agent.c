@@ -78,8 +78,7 @@ static void run_builtin(const char *name, json_t *request, int ctl_fd, struct ag
         }
 }
 
-void agent_run(const struct wf_phase *phase, json_t *request, int ctl_fd,
-               struct agent_result *out)
+void agent_run(const struct wf_phase *phase, json_t *request, int ctl_fd, struct agent_result *out)
 {
         out->result = NULL;
         out->error[0] = '\0';

@@ -30,10 +30,10 @@ static void usage(void)
 static int parse_args(int argc, char **argv, size_t *max_frame)
 {
         static const struct option opts[] = {
-                {"max-frame-size", required_argument, NULL, 'm'},
-                {"log-level", required_argument, NULL, 'l'},
-                {"log-format", required_argument, NULL, 'f'},
-                {NULL, 0, NULL, 0},
+            {"max-frame-size", required_argument, NULL, 'm'},
+            {"log-level", required_argument, NULL, 'l'},
+            {"log-format", required_argument, NULL, 'f'},
+            {NULL, 0, NULL, 0},
         };
         enum log_level level = LOG_LEVEL_INFO;
         enum log_format format = LOG_FORMAT_TEXT;
@@ -108,7 +108,8 @@ int main(int argc, char **argv)
                         return 0;
                 }
                 if (f.type != FRAME_TASK) {
-                        log_warnx("unexpected %s frame from the supervisor", frame_type_name(f.type));
+                        log_warnx("unexpected %s frame from the supervisor",
+                                  frame_type_name(f.type));
                         frame_clear(&f);
                         return 1;
                 }

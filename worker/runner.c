@@ -19,7 +19,7 @@
 struct run {
         int fd;
         size_t max;
-        json_t *task;  /* borrowed task frame */
+        json_t *task; /* borrowed task frame */
         json_int_t id;
         json_int_t attempt;
         struct workflow *wf;
@@ -48,13 +48,12 @@ static int send_result(struct run *r, const char *status, json_t *result, const 
 
 static json_t *agent_request(struct run *r, const struct wf_phase *p)
 {
-        return json_pack("{s:O, s:O, s:O, s:s, s:s, s:s, s:O?, s:O, s:O}", "task_id",
-                         json_object_get(r->task, "id"), "attempt",
-                         json_object_get(r->task, "attempt"), "trace_id",
-                         json_object_get(r->task, "trace_id"), "workflow", r->wf->name, "phase",
-                         p->name, "action", p->action, "params", p->params, "payload",
-                         json_object_get(r->task, "payload"), "results",
-                         json_object_get(r->state, "results"));
+        return json_pack(
+            "{s:O, s:O, s:O, s:s, s:s, s:s, s:O?, s:O, s:O}", "task_id",
+            json_object_get(r->task, "id"), "attempt", json_object_get(r->task, "attempt"),
+            "trace_id", json_object_get(r->task, "trace_id"), "workflow", r->wf->name, "phase",
+            p->name, "action", p->action, "params", p->params, "payload",
+            json_object_get(r->task, "payload"), "results", json_object_get(r->state, "results"));
 }
 
 /* Builds the first checkpoint, or checks the one the task carries. */
@@ -64,17 +63,18 @@ static int start_state(struct run *r, char *err, size_t errsz)
         const char *phase;
 
         if (!json_is_object(st)) {
-                if (workflow_check_payload(r->wf, json_object_get(r->task, "payload"), err,
-                                           errsz) < 0)
+                if (workflow_check_payload(r->wf, json_object_get(r->task, "payload"), err, errsz) <
+                    0)
                         return -1;
-                r->state = json_pack("{s:s, s:i, s:{}}", "phase",
-                                     r->wf->phases[r->wf->initial].name, "transitions", 0,
-                                     "results");
+                r->state =
+                    json_pack("{s:s, s:i, s:{}}", "phase", r->wf->phases[r->wf->initial].name,
+                              "transitions", 0, "results");
                 return 0;
         }
         phase = json_string_value(json_object_get(st, "phase"));
         if (phase == NULL || workflow_phase_index(r->wf, phase) < 0) {
-                snprintf(err, errsz, "the checkpoint names phase \"%.100s\", which workflow %s "
+                snprintf(err, errsz,
+                         "the checkpoint names phase \"%.100s\", which workflow %s "
                          "does not have",
                          phase ? phase : "(none)", r->wf->name);
                 return -1;
@@ -90,8 +90,7 @@ static int start_state(struct run *r, char *err, size_t errsz)
 static int send_started(struct run *r, const struct wf_phase *p)
 {
         return send_msg(r, json_pack("{s:s, s:I, s:I, s:s, s:s}", "type", "progress", "id", r->id,
-                                     "attempt", r->attempt, "phase", p->name, "event",
-                                     "started"));
+                                     "attempt", r->attempt, "phase", p->name, "event", "started"));
 }
 
 static int send_finished(struct run *r, const struct wf_phase *p, const char *outcome,
@@ -99,8 +98,8 @@ static int send_finished(struct run *r, const struct wf_phase *p, const char *ou
 {
         return send_msg(r, json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:I, s:s?, s:O}", "type",
                                      "progress", "id", r->id, "attempt", r->attempt, "phase",
-                                     p->name, "event", "finished", "outcome", outcome, "next",
-                                     next, "duration_ms", (json_int_t)ms, "error", error, "state",
+                                     p->name, "event", "finished", "outcome", outcome, "next", next,
+                                     "duration_ms", (json_int_t)ms, "error", error, "state",
                                      r->state));
 }
 
@@ -110,21 +109,24 @@ static int send_finished(struct run *r, const struct wf_phase *p, const char *ou
  */
 static int run_phases(struct run *r)
 {
-        int cur = workflow_phase_index(r->wf, json_string_value(json_object_get(r->state, "phase")));
+        int cur =
+            workflow_phase_index(r->wf, json_string_value(json_object_get(r->state, "phase")));
         char err[1200];
 
         for (;;) {
                 const struct wf_phase *p = &r->wf->phases[cur];
-                json_int_t transitions = json_integer_value(json_object_get(r->state, "transitions"));
+                json_int_t transitions =
+                    json_integer_value(json_object_get(r->state, "transitions"));
                 struct agent_result ar = {0};
                 json_t *req;
                 int64_t t0;
                 int next;
 
                 if (transitions >= r->wf->max_transitions) {
-                        snprintf(err, sizeof(err), "workflow %s exceeded max_transitions (%d) "
-                                 "before reaching a terminal phase", r->wf->name,
-                                 r->wf->max_transitions);
+                        snprintf(err, sizeof(err),
+                                 "workflow %s exceeded max_transitions (%d) "
+                                 "before reaching a terminal phase",
+                                 r->wf->name, r->wf->max_transitions);
                         return send_result(r, "failed", NULL, err);
                 }
                 if (send_started(r, p) < 0)

@@ -34,8 +34,7 @@ struct agent_result {
  * stdin).  ctl_fd is watched while waiting so that the worker exits at once
  * if chimerad goes away.  Fills *out; the caller releases out->result.
  */
-void agent_run(const struct wf_phase *phase, json_t *request, int ctl_fd,
-               struct agent_result *out);
+void agent_run(const struct wf_phase *phase, json_t *request, int ctl_fd, struct agent_result *out);
 
 /*
  * Runs one task frame's workflow to its end, sending progress and result

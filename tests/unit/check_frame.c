@@ -18,14 +18,14 @@ static int decode(const char *text, struct frame *f, char *err, size_t errsz)
 START_TEST(valid_frames_of_every_type_decode)
 {
         const char *ok[] = {
-                "{\"type\":\"task\",\"id\":1,\"attempt\":1,\"workflow\":\"w\",\"trace_id\":\"t\","
-                "\"payload\":{},\"state\":null,\"definition\":{}}",
-                "{\"type\":\"progress\",\"id\":1,\"attempt\":1,\"phase\":\"p\",\"event\":\"started\"}",
-                "{\"type\":\"progress\",\"id\":1,\"attempt\":1,\"phase\":\"p\",\"event\":\"finished\","
-                "\"outcome\":\"success\",\"state\":{}}",
-                "{\"type\":\"result\",\"id\":1,\"attempt\":2,\"status\":\"succeeded\"}",
-                "{\"type\":\"heartbeat\",\"pid\":42}",
-                "{\"type\":\"shutdown\"}",
+            "{\"type\":\"task\",\"id\":1,\"attempt\":1,\"workflow\":\"w\",\"trace_id\":\"t\","
+            "\"payload\":{},\"state\":null,\"definition\":{}}",
+            "{\"type\":\"progress\",\"id\":1,\"attempt\":1,\"phase\":\"p\",\"event\":\"started\"}",
+            "{\"type\":\"progress\",\"id\":1,\"attempt\":1,\"phase\":\"p\",\"event\":\"finished\","
+            "\"outcome\":\"success\",\"state\":{}}",
+            "{\"type\":\"result\",\"id\":1,\"attempt\":2,\"status\":\"succeeded\"}",
+            "{\"type\":\"heartbeat\",\"pid\":42}",
+            "{\"type\":\"shutdown\"}",
         };
         enum frame_type types[] = {FRAME_TASK,   FRAME_PROGRESS,  FRAME_PROGRESS,
                                    FRAME_RESULT, FRAME_HEARTBEAT, FRAME_SHUTDOWN};
@@ -45,18 +45,19 @@ START_TEST(garbage_is_refused_with_a_reason)
         struct {
                 const char *text, *reason;
         } bad[] = {
-                {"not json", "not JSON"},
-                {"[1,2]", "not a JSON object"},
-                {"{\"id\":1}", "without a \"type\""},
-                {"{\"type\":\"launch\"}", "unknown frame type \"launch\""},
-                {"{\"type\":\"result\",\"id\":1,\"attempt\":1}", "without \"status\""},
-                {"{\"type\":\"result\",\"id\":\"1\",\"attempt\":1,\"status\":\"x\"}",
-                 "\"id\" has the wrong type"},
-                {"{\"type\":\"progress\",\"id\":1,\"attempt\":1,\"phase\":\"p\",\"event\":\"finished\"}",
-                 "without \"outcome\""},
-                {"{\"type\":\"progress\",\"id\":1,\"attempt\":1,\"phase\":\"p\",\"event\":\"x\"}",
-                 "unknown event"},
-                {"{\"type\":\"heartbeat\",\"pid\":1,\"pid\":2}", "not JSON"},
+            {"not json", "not JSON"},
+            {"[1,2]", "not a JSON object"},
+            {"{\"id\":1}", "without a \"type\""},
+            {"{\"type\":\"launch\"}", "unknown frame type \"launch\""},
+            {"{\"type\":\"result\",\"id\":1,\"attempt\":1}", "without \"status\""},
+            {"{\"type\":\"result\",\"id\":\"1\",\"attempt\":1,\"status\":\"x\"}",
+             "\"id\" has the wrong type"},
+            {"{\"type\":\"progress\",\"id\":1,\"attempt\":1,\"phase\":\"p\",\"event\":"
+             "\"finished\"}",
+             "without \"outcome\""},
+            {"{\"type\":\"progress\",\"id\":1,\"attempt\":1,\"phase\":\"p\",\"event\":\"x\"}",
+             "unknown event"},
+            {"{\"type\":\"heartbeat\",\"pid\":1,\"pid\":2}", "not JSON"},
         };
         struct frame f;
         char err[256];

@@ -27,7 +27,8 @@ END_TEST
 START_TEST(durations_without_unit_or_with_junk_are_refused)
 {
         int64_t ms;
-        const char *bad[] = {"", "5", "-5s", "5 s", "5sec", "s", "1.5s", "5s ", "99999999999999999999d"};
+        const char *bad[] = {
+            "", "5", "-5s", "5 s", "5sec", "s", "1.5s", "5s ", "99999999999999999999d"};
 
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
                 ck_assert_msg(util_parse_duration(bad[i], &ms) < 0, "accepted \"%s\"", bad[i]);

@@ -1,0 +1,370 @@
+/*
+ * harness.c - see harness.h.  Everything here talks to the real thing: a
+ * real PostgreSQL, the real binaries, real signals.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+struct harness H;
+
+static const char *admin_url(void)
+{
+        const char *url = getenv("CHIMERA_TEST_DATABASE_URL");
+
+        if (url == NULL || *url == '\0') {
+                fprintf(stderr, "CHIMERA_TEST_DATABASE_URL is not set: run the integration "
+                                "tests with 'make check' or tests/run-integration.sh\n");
+                exit(2);
+        }
+        return url;
+}
+
+/* The admin URL with its database name replaced by dbname. */
+static void url_for(const char *dbname, char *out, size_t size)
+{
+        const char *url = admin_url();
+        const char *slash = strrchr(url, '/');
+        const char *query = strchr(url, '?');
+
+        snprintf(out, size, "%.*s/%s%s", (int)(slash - url), url, dbname, query ? query : "");
+}
+
+const char *h_bin(const char *name)
+{
+        static char path[4][512];
+        static int next;
+        const char *dir = getenv("CHIMERA_BUILD_DIR");
+        char *p = path[next++ % 4];
+
+        snprintf(p, sizeof(path[0]), "%s/%s", dir ? dir : "build", name);
+        return p;
+}
+
+static void admin_exec(const char *sql)
+{
+        PGconn *c = PQconnectdb(admin_url());
+        PGresult *r;
+
+        if (PQstatus(c) != CONNECTION_OK) {
+                fprintf(stderr, "harness: cannot connect: %s", PQerrorMessage(c));
+                exit(2);
+        }
+        r = PQexec(c, sql);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+                fprintf(stderr, "harness: %s: %s", sql, PQresultErrorMessage(r));
+                exit(2);
+        }
+        PQclear(r);
+        PQfinish(c);
+}
+
+void h_prepare_template(void)
+{
+        char url[512], out[4096];
+        char *argv[] = {(char *)h_bin("chimerad"), "--migrate", NULL};
+        int st;
+
+        admin_exec("DROP DATABASE IF EXISTS " H_TEMPLATE_DB);
+        admin_exec("CREATE DATABASE " H_TEMPLATE_DB);
+        url_for(H_TEMPLATE_DB, url, sizeof(url));
+        setenv("CHIMERA_DATABASE_URL", url, 1);
+        st = h_run(argv, out, sizeof(out));
+        unsetenv("CHIMERA_DATABASE_URL");
+        if (st != 0) {
+                fprintf(stderr, "harness: chimerad --migrate failed:\n%s\n", out);
+                exit(2);
+        }
+}
+
+void h_setup(void)
+{
+        static int counter;
+        char sql[256], tmpl[] = "/tmp/chimera-test.XXXXXX";
+
+        memset(&H, 0, sizeof(H));
+        snprintf(H.dbname, sizeof(H.dbname), "t_%d_%d", (int)getpid(), counter++);
+        snprintf(sql, sizeof(sql), "CREATE DATABASE %s TEMPLATE " H_TEMPLATE_DB, H.dbname);
+        admin_exec(sql);
+        url_for(H.dbname, H.url, sizeof(H.url));
+        H.conn = PQconnectdb(H.url);
+        ck_assert_msg(PQstatus(H.conn) == CONNECTION_OK, "connect: %s", PQerrorMessage(H.conn));
+        ck_assert_ptr_nonnull(mkdtemp(tmpl));
+        snprintf(H.dir, sizeof(H.dir), "%s", tmpl);
+        snprintf(H.config, sizeof(H.config), "%s/chimerad.json", H.dir);
+        snprintf(H.socket, sizeof(H.socket), "%s/ctl.sock", H.dir);
+}
+
+/*
+ * Fails the test if a log of this test shows a sanitizer report: in the
+ * SANITIZE=1 build, chimerad and its workers write them to stderr, which is
+ * the test's log file.
+ */
+static void check_logs_for_sanitizer_reports(void)
+{
+        static const char *const markers[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                              "runtime error:"};
+        static char text[1 << 20];
+        DIR *d = opendir(H.dir);
+        struct dirent *e;
+
+        if (d == NULL)
+                return;
+        while ((e = readdir(d)) != NULL) {
+                char path[600];
+                size_t n = strlen(e->d_name);
+                if (n < 4 || strcmp(e->d_name + n - 4, ".log") != 0)
+                        continue;
+                snprintf(path, sizeof(path), "%s/%s", H.dir, e->d_name);
+                h_read_file(path, text, sizeof(text));
+                for (size_t i = 0; i < sizeof(markers) / sizeof(markers[0]); i++)
+                        ck_assert_msg(strstr(text, markers[i]) == NULL, "%s: %s", path,
+                                      strstr(text, markers[i]));
+        }
+        closedir(d);
+}
+
+void h_teardown(void)
+{
+        char sql[256], cmd[400];
+
+        for (int i = 0; i < H.nprocs; i++) {
+                if (kill(H.procs[i], 0) == 0)
+                        h_signal_and_wait(H.procs[i], SIGKILL, 5000);
+        }
+        check_logs_for_sanitizer_reports();
+        PQfinish(H.conn);
+        H.conn = NULL;
+        snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", H.dbname);
+        admin_exec(sql);
+        if (getenv("CHIMERA_TEST_KEEP") == NULL && H.dir[0] != '\0') {
+                snprintf(cmd, sizeof(cmd), "rm -rf '%s'", H.dir);
+                if (system(cmd) != 0)
+                        fprintf(stderr, "harness: could not remove %s\n", H.dir);
+        }
+}
+
+void h_write_config(int pool_size, const char *extra)
+{
+        FILE *f = fopen(H.config, "w");
+
+        ck_assert_ptr_nonnull(f);
+        fprintf(f,
+                "{\n"
+                "  \"database\": \"%s\",\n"
+                "  \"control_socket\": \"%s\",\n"
+                "  \"pool\": {\"size\": %d},\n"
+                "  \"poll_interval\": \"200ms\",\n"
+                "  \"lease\": \"5s\",\n"
+                "  \"retry\": {\"base\": \"100ms\", \"max\": \"1s\"},\n"
+                "  \"workflows\": {\n"
+                "    \"noop\": {\"initial\": \"run\", \"phases\": {\"run\": {\"agent\": "
+                "\"builtin:noop\"}}},\n"
+                "    \"sleep\": {\"initial\": \"run\", \"phases\": {\"run\": {\"agent\": "
+                "\"builtin:sleep\"}}},\n"
+                "    \"fail\": {\"initial\": \"run\", \"phases\": {\"run\": {\"agent\": "
+                "\"builtin:fail\"}}},\n"
+                "    \"flaky\": {\"initial\": \"run\", \"phases\": {\"run\": {\"agent\": "
+                "\"builtin:fail\",\n"
+                "      \"params\": {\"transient\": true, \"message\": \"try again later\"}}}},\n"
+                "    \"twophase\": {\"initial\": \"first\", \"required\": [\"ms\"], \"phases\": {\n"
+                "      \"first\": {\"agent\": \"builtin:noop\", \"on_success\": \"second\"},\n"
+                "      \"second\": {\"agent\": \"builtin:sleep\"}}}\n"
+                "  }%s%s\n"
+                "}\n",
+                H.url, H.socket, pool_size, extra ? ",\n  " : "", extra ? extra : "");
+        fclose(f);
+}
+
+pid_t h_start_chimerad(const char *config, const char *logname)
+{
+        char log[400];
+        pid_t pid;
+
+        snprintf(log, sizeof(log), "%s/%s.log", H.dir, logname);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+                if (fd >= 0) {
+                        dup2(fd, 1);
+                        dup2(fd, 2);
+                }
+                execl(h_bin("chimerad"), "chimerad", "-c", config, (char *)NULL);
+                _exit(127);
+        }
+        ck_assert_int_lt(H.nprocs, H_MAX_PROCS);
+        H.procs[H.nprocs++] = pid;
+        return pid;
+}
+
+int h_run(char *const argv[], char *out, size_t outsz)
+{
+        int pipefd[2], status;
+        size_t got = 0;
+        ssize_t n;
+        pid_t pid;
+
+        if (pipe(pipefd) < 0)
+                return -1;
+        pid = fork();
+        if (pid < 0)
+                return -1;
+        if (pid == 0) {
+                dup2(pipefd[1], 1);
+                dup2(pipefd[1], 2);
+                close(pipefd[0]);
+                close(pipefd[1]);
+                execv(argv[0], argv);
+                _exit(127);
+        }
+        close(pipefd[1]);
+        while ((n = read(pipefd[0], out + got, outsz - 1 - got)) > 0 && got + (size_t)n < outsz - 1)
+                got += (size_t)n;
+        if (n > 0)
+                got += (size_t)n;
+        out[got] = '\0';
+        close(pipefd[0]);
+        if (waitpid(pid, &status, 0) < 0)
+                return -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static PGresult *query(const char *sql)
+{
+        PGresult *r = PQexec(H.conn, sql);
+        ExecStatusType st = PQresultStatus(r);
+
+        ck_assert_msg(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK, "%s: %s", sql,
+                      PQresultErrorMessage(r));
+        return r;
+}
+
+void h_exec(const char *sql)
+{
+        PQclear(query(sql));
+}
+
+long long h_int(const char *sql)
+{
+        PGresult *r = query(sql);
+        long long v;
+
+        ck_assert_msg(PQntuples(r) == 1, "%s: %d rows", sql, PQntuples(r));
+        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        PQclear(r);
+        return v;
+}
+
+void h_text(const char *sql, char *buf, size_t size)
+{
+        PGresult *r = query(sql);
+
+        ck_assert_msg(PQntuples(r) == 1, "%s: %d rows", sql, PQntuples(r));
+        snprintf(buf, size, "%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+}
+
+static void sleep_ms(int ms)
+{
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+}
+
+static long long now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+bool h_wait_int(const char *sql, long long want, int timeout_ms)
+{
+        long long deadline = now_ms() + timeout_ms;
+
+        for (;;) {
+                if (h_int(sql) == want)
+                        return true;
+                if (now_ms() > deadline)
+                        return false;
+                sleep_ms(20);
+        }
+}
+
+int h_children(pid_t parent, const char *comm, pid_t *pids, int max)
+{
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        int n = 0;
+
+        if (d == NULL)
+                return -1;
+        while ((e = readdir(d)) != NULL) {
+                char path[300], buf[512], name[64];
+                int pid, ppid;
+                FILE *f;
+
+                if (e->d_name[0] < '0' || e->d_name[0] > '9')
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+                f = fopen(path, "r");
+                if (f == NULL)
+                        continue;
+                if (fgets(buf, sizeof(buf), f) != NULL &&
+                    sscanf(buf, "%d (%63[^)]) %*c %d", &pid, name, &ppid) == 3 && ppid == parent &&
+                    strcmp(name, comm) == 0) {
+                        if (n < max)
+                                pids[n] = pid;
+                        n++;
+                }
+                fclose(f);
+        }
+        closedir(d);
+        return n;
+}
+
+int h_wait_exit(pid_t pid, int timeout_ms)
+{
+        long long deadline = now_ms() + timeout_ms;
+        int status;
+
+        for (;;) {
+                pid_t r = waitpid(pid, &status, WNOHANG);
+                if (r == pid)
+                        return status;
+                if (r < 0 || now_ms() > deadline)
+                        return -1;
+                sleep_ms(20);
+        }
+}
+
+int h_signal_and_wait(pid_t pid, int sig, int timeout_ms)
+{
+        if (kill(pid, sig) < 0)
+                return -1;
+        return h_wait_exit(pid, timeout_ms);
+}
+
+void h_read_file(const char *path, char *buf, size_t size)
+{
+        FILE *f = fopen(path, "r");
+        size_t n = 0;
+
+        buf[0] = '\0';
+        if (f == NULL)
+                return;
+        n = fread(buf, 1, size - 1, f);
+        buf[n] = '\0';
+        fclose(f);
+}

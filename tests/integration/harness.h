@@ -1,0 +1,85 @@
+/*
+ * harness.h - helpers for the integration tests: a fresh database per test
+ * (copied from a migrated template), configs in a temporary directory, the
+ * real binaries started as child processes, and waits on conditions with
+ * generous deadlines (never fixed sleeps).
+ *
+ * The environment comes from tests/run-integration.sh:
+ * CHIMERA_TEST_DATABASE_URL (an admin URL of a throwaway server) and
+ * CHIMERA_BUILD_DIR (where chimerad, chimera-worker, chimera-ctl are).
+ */
+#ifndef CHIMERA_TEST_HARNESS_H
+#define CHIMERA_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <check.h>
+#include <libpq-fe.h>
+
+#define H_TEMPLATE_DB "chimera_template"
+#define H_MAX_PROCS   8
+
+struct harness {
+        char dbname[64];
+        char url[512];
+        char dir[256];    /* temporary directory of this test */
+        char config[300]; /* dir/chimerad.json */
+        char socket[300]; /* dir/ctl.sock */
+        PGconn *conn;
+        pid_t procs[H_MAX_PROCS]; /* chimerad processes started, for teardown */
+        int nprocs;
+};
+
+/* The one harness of the running test (Check forks a process per test). */
+extern struct harness H;
+
+/* Creates the migrated template database once, before any test runs. */
+void h_prepare_template(void);
+
+/* Check fixtures: a fresh database and directory; teardown kills what is left. */
+void h_setup(void);
+void h_teardown(void);
+
+/* Path of a built program ("chimerad", ...) in a static buffer. */
+const char *h_bin(const char *name);
+
+/*
+ * Writes H.config: the database and socket of this test, pool.size, fast
+ * timers, workflows noop / sleep / fail / twophase, plus extra top-level
+ * members (a JSON fragment such as "\"lease\": \"2s\"", or NULL).
+ */
+void h_write_config(int pool_size, const char *extra);
+
+/* Starts chimerad -c config with stderr to dir/NAME.log; returns its pid. */
+pid_t h_start_chimerad(const char *config, const char *logname);
+
+/* Runs argv to completion, capturing stdout+stderr (up to outsz); returns its exit status. */
+int h_run(char *const argv[], char *out, size_t outsz);
+
+/* Executes SQL (fails the test on error). */
+void h_exec(const char *sql);
+
+/* Runs a query returning one integer. */
+long long h_int(const char *sql);
+
+/* Runs a query returning one text value into buf ("" for NULL). */
+void h_text(const char *sql, char *buf, size_t size);
+
+/* Polls sql every 20 ms until it returns want, or timeout_ms passes. */
+bool h_wait_int(const char *sql, long long want, int timeout_ms);
+
+/* Waits until the chimerad it started has exactly n ready workers (via ps). */
+int h_children(pid_t parent, const char *comm, pid_t *pids, int max);
+
+/* Sends sig to pid and waits up to timeout_ms for it to exit; returns wait status or -1. */
+int h_signal_and_wait(pid_t pid, int sig, int timeout_ms);
+
+/* Waits up to timeout_ms for pid to exit by itself; returns wait status or -1. */
+int h_wait_exit(pid_t pid, int timeout_ms);
+
+/* Reads a file (a log) into buf. */
+void h_read_file(const char *path, char *buf, size_t size);
+
+#endif

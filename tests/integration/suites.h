@@ -1,0 +1,14 @@
+/* suites.h - the integration suites run by check_integration.c. */
+#ifndef CHIMERA_TEST_INTEGRATION_SUITES_H
+#define CHIMERA_TEST_INTEGRATION_SUITES_H
+
+#include <check.h>
+
+Suite *schema_suite(void);
+Suite *pool_suite(void);
+Suite *ctl_suite(void);
+
+/* A test case with the per-test database fixture and a generous timeout. */
+TCase *h_tcase(const char *name);
+
+#endif
