@@ -37,8 +37,9 @@ struct field_rule {
 #define T_OBJNULL (T(JSON_OBJECT) | T(JSON_NULL))
 
 static const struct field_rule task_rules[] = {
-    {"id", T_INT},      {"attempt", T_INT},   {"workflow", T_STR},   {"trace_id", T_STR},
-    {"payload", T_ANY}, {"state", T_OBJNULL}, {"definition", T_OBJ}, {NULL, 0},
+    {"id", T_INT},         {"attempt", T_INT}, {"workflow", T_STR},
+    {"trace_id", T_STR},   {"payload", T_ANY}, {"state", T_OBJNULL},
+    {"definition", T_OBJ}, {"agents", T_OBJ},  {NULL, 0},
 };
 static const struct field_rule progress_rules[] = {
     {"id", T_INT}, {"attempt", T_INT}, {"phase", T_STR}, {"event", T_STR}, {NULL, 0},

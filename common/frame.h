@@ -8,7 +8,8 @@
  * configured maximum (pool.max_frame_size) on both sides.
  *
  *   supervisor -> worker   task      {"type":"task","id","attempt","workflow",
- *                                     "trace_id","payload","state","definition"}
+ *                                     "trace_id","payload","state","definition",
+ *                                     "agents": {name: {"argv","env","cwd","limits"}}}
  *                          shutdown  {"type":"shutdown"}
  *   worker -> supervisor   heartbeat {"type":"heartbeat","pid"}      (sent once
  *                                     when the worker is ready, and while idle)

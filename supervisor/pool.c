@@ -135,10 +135,10 @@ static void on_progress(struct worker *w, json_t *msg)
                 queue_phase(q, w->task, "phase_started", phase, NULL, NULL);
                 return;
         }
-        detail =
-            json_pack("{s:O*, s:O*, s:O*, s:O*}", "outcome", json_object_get(msg, "outcome"),
-                      "next", json_object_get(msg, "next"), "duration_ms",
-                      json_object_get(msg, "duration_ms"), "error", json_object_get(msg, "error"));
+        detail = json_pack("{s:O*, s:O*, s:O*, s:O*, s:O*}", "outcome",
+                           json_object_get(msg, "outcome"), "next", json_object_get(msg, "next"),
+                           "duration_ms", json_object_get(msg, "duration_ms"), "error",
+                           json_object_get(msg, "error"), "stderr", json_object_get(msg, "stderr"));
         queue_phase(q, w->task, "phase_finished", phase, detail,
                     json_incref(json_object_get(msg, "state")));
 }

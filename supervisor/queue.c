@@ -47,7 +47,8 @@ struct queue {
         json_t *pending;  /* "id/attempt" -> op, insertion ordered */
         json_t *inflight; /* the batch being written: array of ops */
         struct event *poll_ev, *heartbeat_ev;
-        char **def_texts; /* compact JSON of each config workflow's definition */
+        char **def_texts;   /* compact JSON of each config workflow's definition */
+        char **agent_texts; /* compact JSON of the agents each workflow uses */
         char *queues_literal;
         unsigned nbusy_statements;
 };
@@ -93,7 +94,7 @@ static const char WRITE_SQL[] =
     "   state = coalesce(o.state, t.state),"
     "   result = CASE WHEN o.status = 'succeeded' THEN o.result ELSE t.result END,"
     "   last_error = CASE WHEN o.status IN ('failed', 'retry') THEN o.error"
-    "                     ELSE t.last_error END,"
+    "                     WHEN o.status = 'succeeded' THEN NULL ELSE t.last_error END,"
     "   run_at = CASE WHEN o.status = 'retry'"
     "                 THEN now() + o.delay_ms * interval '1 millisecond'"
     "                 WHEN o.status = 'requeue' THEN now() ELSE t.run_at END,"
@@ -226,6 +227,32 @@ static struct timeval ms_to_tv(int64_t ms)
         return tv;
 }
 
+/* The definitions of the agents wf uses, as the worker needs them to run them. */
+static char *workflow_agents_text(const struct config *cfg, const struct workflow *wf)
+{
+        json_t *agents = json_object();
+        char *text;
+
+        for (size_t i = 0; i < wf->nphases; i++) {
+                const struct agent_def *a = config_agent(cfg, wf->phases[i].agent);
+                json_t *argv = json_array();
+                if (a == NULL || json_object_get(agents, a->name) != NULL) {
+                        json_decref(argv);
+                        continue;
+                }
+                for (size_t j = 0; j < a->argc; j++)
+                        json_array_append_new(argv, json_string(a->argv[j]));
+                json_object_set_new(agents, a->name,
+                                    json_pack("{s:o, s:O*, s:s*, s:O*}", "argv", argv, "env",
+                                              a->env, "cwd", a->cwd, "limits", a->limits));
+        }
+        text = json_dumps(agents, JSON_COMPACT);
+        json_decref(agents);
+        if (text == NULL)
+                fatalx("%s: cannot encode the agents of workflow %s", __func__, wf->name);
+        return text;
+}
+
 struct queue *queue_new(struct supervisor *sv)
 {
         struct queue *q = util_calloc(1, sizeof(*q));
@@ -235,7 +262,9 @@ struct queue *queue_new(struct supervisor *sv)
         q->sv = sv;
         q->pending = json_object();
         q->def_texts = util_calloc(cfg->nworkflows + 1, sizeof(char *));
+        q->agent_texts = util_calloc(cfg->nworkflows + 1, sizeof(char *));
         for (size_t i = 0; i < cfg->nworkflows; i++) {
+                q->agent_texts[i] = workflow_agents_text(cfg, cfg->workflows[i]);
                 q->def_texts[i] = json_dumps(cfg->workflows[i]->definition, JSON_COMPACT);
                 if (q->def_texts[i] == NULL)
                         fatalx("%s: cannot encode workflow %s", __func__, cfg->workflows[i]->name);
@@ -256,9 +285,12 @@ void queue_free(struct queue *q)
 {
         if (q == NULL)
                 return;
-        for (size_t i = 0; q->def_texts[i] != NULL; i++)
+        for (size_t i = 0; q->def_texts[i] != NULL; i++) {
                 free(q->def_texts[i]);
+                free(q->agent_texts[i]);
+        }
         free(q->def_texts);
+        free(q->agent_texts);
         free(q->queues_literal);
         json_decref(q->pending);
         json_decref(q->inflight);
@@ -326,13 +358,16 @@ void queue_notified(struct queue *q)
 
 /* ---- claiming ---- */
 
-static const struct workflow *find_workflow(struct queue *q, const char *name, const char **def)
+/* The config's workflow called name, with its definition and agents as frame text. */
+static const struct workflow *find_workflow(struct queue *q, const char *name, const char **def,
+                                            const char **agents)
 {
         const struct config *cfg = q->sv->cfg;
 
         for (size_t i = 0; i < cfg->nworkflows; i++) {
                 if (strcmp(cfg->workflows[i]->name, name) == 0) {
                         *def = q->def_texts[i];
+                        *agents = q->agent_texts[i];
                         return cfg->workflows[i];
                 }
         }
@@ -345,7 +380,7 @@ static const struct workflow *find_workflow(struct queue *q, const char *name, c
  * than parsed and printed again.
  */
 static char *task_frame(const struct task *t, const char *payload, const char *state,
-                        const char *def, size_t *len)
+                        const char *def, const char *agents, size_t *len)
 {
         json_t *head =
             json_pack("{s:s, s:I, s:i, s:s, s:s}", "type", "task", "id", (json_int_t)t->id,
@@ -358,11 +393,11 @@ static char *task_frame(const struct task *t, const char *payload, const char *s
         if (h == NULL)
                 return NULL;
         hl = strlen(h) - 1; /* drop the closing brace */
-        *len = hl + strlen(payload) + strlen(state) + strlen(def) + 40;
+        *len = hl + strlen(payload) + strlen(state) + strlen(def) + strlen(agents) + 64;
         body = util_calloc(1, *len + 1);
-        *len =
-            (size_t)snprintf(body, *len + 1, "%.*s,\"payload\":%s,\"state\":%s,\"definition\":%s}",
-                             (int)hl, h, payload, state, def);
+        *len = (size_t)snprintf(body, *len + 1,
+                                "%.*s,\"payload\":%s,\"state\":%s,\"definition\":%s,\"agents\":%s}",
+                                (int)hl, h, payload, state, def, agents);
         free(h);
         return body;
 }
@@ -372,7 +407,7 @@ static void dispatch_row(struct queue *q, PGresult *res, int row)
         struct supervisor *sv = q->sv;
         struct task *t = util_calloc(1, sizeof(*t));
         const struct workflow *wf;
-        const char *def = NULL;
+        const char *def = NULL, *agents = NULL;
         char err[256], *body;
         size_t len = 0;
 
@@ -381,7 +416,7 @@ static void dispatch_row(struct queue *q, PGresult *res, int row)
         t->workflow = util_strdup(PQgetvalue(res, row, 2));
         t->trace_id = util_strdup(PQgetvalue(res, row, 4));
         sv->stats.claimed++;
-        wf = find_workflow(q, t->workflow, &def);
+        wf = find_workflow(q, t->workflow, &def, &agents);
         if (wf == NULL) {
                 snprintf(err, sizeof(err), "unknown workflow \"%.100s\": no such workflow in %s",
                          t->workflow, sv->config_path);
@@ -389,7 +424,7 @@ static void dispatch_row(struct queue *q, PGresult *res, int row)
                 queue_finish(q, t, "failed", NULL, err, NULL);
                 goto out;
         }
-        body = task_frame(t, PQgetvalue(res, row, 3), PQgetvalue(res, row, 5), def, &len);
+        body = task_frame(t, PQgetvalue(res, row, 3), PQgetvalue(res, row, 5), def, agents, &len);
         if (body == NULL || len > (size_t)sv->cfg->pool_max_frame_size) {
                 snprintf(err, sizeof(err),
                          "task is too large to hand to a worker: %zu bytes "

@@ -1,5 +1,16 @@
 /*
- * agent.c - what a phase calls.
+ * agent.c - what a phase calls: a built-in, or a program.
+ *
+ * A program agent runs as the worker's child in a process group of its own,
+ * with a clean environment (PATH, the CHIMERA_* variables, what the config
+ * names), the request object on stdin and pipes for stdout and stderr.
+ * One poll() loop feeds stdin, collects stdout up to a bound, keeps the
+ * tail of stderr, watches the supervisor's socket and a pidfd for the
+ * child's exit, and enforces the phase timeout: SIGTERM to the group, then
+ * SIGKILL after AGENT_KILL_GRACE_MS.  When the agent exits the rest of its
+ * group is killed before it is reaped, so nothing it started outlives the
+ * phase (a child that made itself a new session escapes; cgroups are the
+ * fix for that).  agent_proto.c decides what the run means.
  *
  * Built-in agents run inside the worker, for tests and benchmarks:
  *   builtin:noop   succeeds at once with {}
@@ -10,14 +21,38 @@
  * chimerad goes away rather than finishing work nobody will record.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "agent_proto.h"
 #include "log.h"
 #include "util.h"
 #include "worker.h"
+
+#define AGENT_KILL_GRACE_MS      2000
+#define AGENT_DEFAULT_MAX_OUTPUT (1024 * 1024)
+#define AGENT_DEFAULT_PATH       "/usr/local/bin:/usr/bin:/bin"
+
+/* One running agent program, from the worker's side. */
+struct child {
+        pid_t pid;
+        int in, out, err, pidfd; /* our ends; -1 once closed */
+        char *req;               /* the request text, owned */
+        size_t reqlen, reqoff;
+        char *buf; /* stdout, owned */
+        size_t len, cap, max;
+        bool overflow;
+        char tail[AGENT_STDERR_TAIL + 1];
+        size_t taillen;
+        int status;
+};
 
 /* Waits ms milliseconds, or exits the worker if the supervisor hangs up. */
 static void sleep_watching(int ctl_fd, int64_t ms)
@@ -78,16 +113,320 @@ static void run_builtin(const char *name, json_t *request, int ctl_fd, struct ag
         }
 }
 
-void agent_run(const struct wf_phase *phase, json_t *request, int ctl_fd, struct agent_result *out)
+static void close_fd(int *fd)
+{
+        if (*fd >= 0)
+                close(*fd);
+        *fd = -1;
+}
+
+/* Environment strings ("K=V"), NULL-terminated; free with free_strv(). */
+static char **build_env(json_t *def, json_t *request)
+{
+        static const char *const vars[][2] = {
+            {"CHIMERA_TASK_ID", "task_id"},   {"CHIMERA_ATTEMPT", "attempt"},
+            {"CHIMERA_TRACE_ID", "trace_id"}, {"CHIMERA_WORKFLOW", "workflow"},
+            {"CHIMERA_PHASE", "phase"},       {"CHIMERA_ACTION", "action"},
+        };
+        json_t *env = json_object_get(def, "env"), *v;
+        size_t n = 0, cap = 8 + json_object_size(env) + 1;
+        char **strv = util_calloc(cap, sizeof(char *));
+        const char *key;
+
+        if (json_object_get(env, "PATH") == NULL &&
+            asprintf(&strv[n++], "PATH=%s", AGENT_DEFAULT_PATH) < 0)
+                fatalx("%s: out of memory", __func__);
+        for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+                v = json_object_get(request, vars[i][1]);
+                int rc = json_is_integer(v)
+                             ? asprintf(&strv[n++], "%s=%lld", vars[i][0],
+                                        (long long)json_integer_value(v))
+                             : asprintf(&strv[n++], "%s=%s", vars[i][0],
+                                        json_string_value(v) ? json_string_value(v) : "");
+                if (rc < 0)
+                        fatalx("%s: out of memory", __func__);
+        }
+        json_object_foreach (env, key, v) {
+                if (asprintf(&strv[n++], "%s=%s", key, json_string_value(v)) < 0)
+                        fatalx("%s: out of memory", __func__);
+        }
+        return strv;
+}
+
+static char **build_argv(json_t *def)
+{
+        json_t *argv = json_object_get(def, "argv"), *v;
+        char **strv = util_calloc(json_array_size(argv) + 1, sizeof(char *));
+        size_t i;
+
+        json_array_foreach (argv, i, v)
+                strv[i] = util_strdup(json_string_value(v));
+        return strv;
+}
+
+static void free_strv(char **strv)
+{
+        for (size_t i = 0; strv != NULL && strv[i] != NULL; i++)
+                free(strv[i]);
+        free(strv);
+}
+
+/* Puts fd on target in the child, without close-on-exec. */
+static void move_fd(int fd, int target)
+{
+        if (fd == target)
+                fcntl(fd, F_SETFD, 0);
+        else
+                dup2(fd, target);
+}
+
+/* In the child: becomes the agent, or reports errno on the status pipe and exits. */
+static void exec_agent(int in, int out, int err, int status_fd, char **argv, char **envp,
+                       const char *cwd)
+{
+        int e;
+
+        setpgid(0, 0);
+        signal(SIGPIPE, SIG_DFL);
+        move_fd(in, 0);
+        move_fd(out, 1);
+        move_fd(err, 2);
+        /* Nothing of the worker's may reach the agent, whatever forgot CLOEXEC. */
+        close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+        if (cwd != NULL && chdir(cwd) < 0)
+                goto failed;
+        execvpe(argv[0], argv, envp);
+failed:
+        e = errno;
+        if (write(status_fd, &e, sizeof(e)) < 0)
+                _exit(127);
+        _exit(127);
+}
+
+/*
+ * Starts the agent.  Returns 0, or an errno value when it could not be
+ * started (fork failed, or the child could not chdir or exec).
+ */
+static int spawn(struct child *c, char **argv, char **envp, const char *cwd)
+{
+        int in[2], out[2], err[2], st[2], e = 0;
+        ssize_t n;
+
+        if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
+            pipe2(st, O_CLOEXEC) < 0)
+                return errno; /* the worker is out of fds: it exits after this task */
+        c->pid = fork();
+        if (c->pid < 0) {
+                e = errno;
+                close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+                close(err[0]), close(err[1]), close(st[0]), close(st[1]);
+                return e;
+        }
+        if (c->pid == 0)
+                exec_agent(in[0], out[1], err[1], st[1], argv, envp, cwd);
+        setpgid(c->pid, c->pid); /* also here, so that the group exists before we signal it */
+        close(in[0]), close(out[1]), close(err[1]), close(st[1]);
+        c->in = in[1];
+        c->out = out[0];
+        c->err = err[0];
+        /* The status pipe closes on a successful exec, or carries the errno. */
+        do
+                n = read(st[0], &e, sizeof(e));
+        while (n < 0 && errno == EINTR);
+        close(st[0]);
+        if (n == (ssize_t)sizeof(e)) {
+                waitpid(c->pid, &c->status, 0);
+                close_fd(&c->in), close_fd(&c->out), close_fd(&c->err);
+                return e;
+        }
+        if (util_set_nonblock(c->in) < 0 || util_set_nonblock(c->out) < 0 ||
+            util_set_nonblock(c->err) < 0)
+                fatal("%s: nonblock", __func__);
+        c->pidfd = pidfd_open(c->pid, 0); /* -1 on old kernels: we poll waitid then */
+        return 0;
+}
+
+static void feed_stdin(struct child *c)
+{
+        ssize_t n = write(c->in, c->req + c->reqoff, c->reqlen - c->reqoff);
+
+        if (n > 0)
+                c->reqoff += (size_t)n;
+        /* EPIPE: the agent does not read its request, which is its business. */
+        if ((n < 0 && errno != EAGAIN && errno != EINTR) || c->reqoff == c->reqlen)
+                close_fd(&c->in);
+}
+
+static void read_stdout(struct child *c)
+{
+        for (;;) {
+                if (c->cap - c->len < 4096) {
+                        c->cap = c->cap ? c->cap * 2 : 16384;
+                        c->buf = realloc(c->buf, c->cap);
+                        if (c->buf == NULL)
+                                fatalx("%s: out of memory", __func__);
+                }
+                ssize_t n = read(c->out, c->buf + c->len, c->cap - c->len);
+                if (n > 0) {
+                        c->len += (size_t)n;
+                        if (c->len > c->max) {
+                                c->overflow = true;
+                                kill(-c->pid, SIGKILL);
+                                close_fd(&c->out);
+                                return;
+                        }
+                        continue;
+                }
+                if (n == 0 || (errno != EAGAIN && errno != EINTR))
+                        close_fd(&c->out);
+                return;
+        }
+}
+
+/* Keeps the last AGENT_STDERR_TAIL bytes of what the agent writes on stderr. */
+static void read_stderr(struct child *c)
+{
+        char chunk[4096];
+
+        for (;;) {
+                ssize_t n = read(c->err, chunk, sizeof(chunk));
+                if (n <= 0) {
+                        if (n == 0 || (errno != EAGAIN && errno != EINTR))
+                                close_fd(&c->err);
+                        return;
+                }
+                if ((size_t)n >= AGENT_STDERR_TAIL) {
+                        memcpy(c->tail, chunk + n - AGENT_STDERR_TAIL, AGENT_STDERR_TAIL);
+                        c->taillen = AGENT_STDERR_TAIL;
+                } else {
+                        size_t keep = c->taillen + (size_t)n > AGENT_STDERR_TAIL
+                                          ? AGENT_STDERR_TAIL - (size_t)n
+                                          : c->taillen;
+                        memmove(c->tail, c->tail + c->taillen - keep, keep);
+                        memcpy(c->tail + keep, chunk, (size_t)n);
+                        c->taillen = keep + (size_t)n;
+                }
+                c->tail[c->taillen] = '\0';
+        }
+}
+
+/* True once the agent has exited (a zombie, not yet reaped). */
+static bool child_exited(struct child *c)
+{
+        siginfo_t si = {0};
+
+        return waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+               si.si_pid == c->pid;
+}
+
+/* Kills what is left of the agent's group, then reaps the agent. */
+static void finish_child(struct child *c)
+{
+        if (c->out >= 0)
+                read_stdout(c);
+        if (c->err >= 0)
+                read_stderr(c);
+        kill(-c->pid, SIGKILL);
+        while (waitpid(c->pid, &c->status, 0) < 0 && errno == EINTR)
+                ;
+        close_fd(&c->in), close_fd(&c->out), close_fd(&c->err), close_fd(&c->pidfd);
+}
+
+/*
+ * Runs the poll loop until the agent exits.  Sets *timed_out when the
+ * phase timeout forced it.  Exits the worker if the supervisor goes away.
+ */
+static void supervise(struct child *c, int ctl_fd, int64_t timeout_ms, bool *timed_out)
+{
+        int64_t deadline = util_now_ms() + timeout_ms;
+
+        for (;;) {
+                struct pollfd pfd[5];
+                int n = 0, wait;
+                int64_t now = util_now_ms();
+
+                if (now >= deadline) {
+                        kill(-c->pid, *timed_out ? SIGKILL : SIGTERM);
+                        deadline = now + (*timed_out ? 60000 : AGENT_KILL_GRACE_MS);
+                        *timed_out = true;
+                }
+                pfd[n++] = (struct pollfd){.fd = ctl_fd, .events = POLLIN};
+                pfd[n++] = (struct pollfd){.fd = c->pidfd, .events = POLLIN};
+                pfd[n++] = (struct pollfd){.fd = c->in, .events = POLLOUT};
+                pfd[n++] = (struct pollfd){.fd = c->out, .events = POLLIN};
+                pfd[n++] = (struct pollfd){.fd = c->err, .events = POLLIN};
+                wait = (int)(deadline - now);
+                if (c->pidfd < 0 && wait > 10)
+                        wait = 10; /* no pidfd: look for the exit every 10 ms */
+                if (poll(pfd, (nfds_t)n, wait) < 0 && errno != EINTR)
+                        fatal("%s: poll", __func__);
+                if (pfd[0].revents) {
+                        kill(-c->pid, SIGKILL);
+                        log_warnx("supervisor went away during a task: exiting");
+                        exit(1);
+                }
+                if (pfd[2].revents)
+                        feed_stdin(c);
+                if (pfd[3].revents)
+                        read_stdout(c);
+                if (pfd[4].revents)
+                        read_stderr(c);
+                if ((c->pidfd < 0 || pfd[1].revents) && child_exited(c))
+                        return;
+        }
+}
+
+static void run_program(const struct wf_phase *phase, json_t *def, json_t *request, int ctl_fd,
+                        struct agent_result *out)
+{
+        struct child c = {.in = -1, .out = -1, .err = -1, .pidfd = -1};
+        struct agent_exit x = {.agent = phase->agent, .timeout_ms = phase->timeout_ms};
+        char **argv = build_argv(def), **envp = build_env(def, request);
+        int64_t max = AGENT_DEFAULT_MAX_OUTPUT;
+        json_t *limit = json_object_get(json_object_get(def, "limits"), "output");
+
+        if (json_is_string(limit) && util_parse_size(json_string_value(limit), &max) < 0)
+                max = AGENT_DEFAULT_MAX_OUTPUT;
+        c.max = (size_t)max;
+        c.req = json_dumps(request, JSON_COMPACT);
+        if (c.req == NULL)
+                fatalx("%s: cannot encode the agent request", __func__);
+        c.reqlen = strlen(c.req);
+        x.exec_errno = spawn(&c, argv, envp, json_string_value(json_object_get(def, "cwd")));
+        if (x.exec_errno == 0) {
+                supervise(&c, ctl_fd, phase->timeout_ms, &x.timed_out);
+                finish_child(&c);
+        }
+        x.wait_status = c.status;
+        x.overflow = c.overflow;
+        x.max_output = c.max;
+        x.out = c.buf ? c.buf : "";
+        x.outlen = c.len;
+        x.err_tail = c.tail;
+        agent_interpret(&x, out);
+        memcpy(out->stderr_tail, c.tail, c.taillen + 1);
+        free(c.buf);
+        free(c.req);
+        free_strv(argv);
+        free_strv(envp);
+}
+
+void agent_run(const struct wf_phase *phase, json_t *def, json_t *request, int ctl_fd,
+               struct agent_result *out)
 {
         out->result = NULL;
         out->error[0] = '\0';
+        out->stderr_tail[0] = '\0';
         if (workflow_agent_is_builtin(phase->agent)) {
                 run_builtin(phase->agent, request, ctl_fd, out);
                 return;
         }
-        out->outcome = AGENT_FAILURE;
-        snprintf(out->error, sizeof(out->error),
-                 "agent \"%s\" cannot run: this worker only runs built-in agents so far",
-                 phase->agent);
+        if (!json_is_array(json_object_get(def, "argv")) ||
+            json_array_size(json_object_get(def, "argv")) == 0) {
+                out->outcome = AGENT_FAILURE;
+                snprintf(out->error, sizeof(out->error),
+                         "agent %s is not defined in the supervisor's config", phase->agent);
+                return;
+        }
+        run_program(phase, def, request, ctl_fd, out);
 }

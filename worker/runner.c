@@ -94,13 +94,16 @@ static int send_started(struct run *r, const struct wf_phase *p)
 }
 
 static int send_finished(struct run *r, const struct wf_phase *p, const char *outcome,
-                         const char *next, int64_t ms, const char *error)
+                         const char *next, int64_t ms, const struct agent_result *ar)
 {
-        return send_msg(r, json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:I, s:s?, s:O}", "type",
-                                     "progress", "id", r->id, "attempt", r->attempt, "phase",
-                                     p->name, "event", "finished", "outcome", outcome, "next", next,
-                                     "duration_ms", (json_int_t)ms, "error", error, "state",
-                                     r->state));
+        const char *error = ar->outcome == AGENT_SUCCESS ? NULL : ar->error;
+        const char *tail = ar->stderr_tail[0] != '\0' ? ar->stderr_tail : NULL;
+
+        return send_msg(r, json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:I, s:s*, s:s*, s:O}",
+                                     "type", "progress", "id", r->id, "attempt", r->attempt,
+                                     "phase", p->name, "event", "finished", "outcome", outcome,
+                                     "next", next, "duration_ms", (json_int_t)ms, "error", error,
+                                     "stderr", tail, "state", r->state));
 }
 
 /*
@@ -133,11 +136,15 @@ static int run_phases(struct run *r)
                         return -1;
                 req = agent_request(r, p);
                 t0 = util_now_ms();
-                agent_run(p, req, r->fd, &ar);
+                agent_run(p, json_object_get(json_object_get(r->task, "agents"), p->agent), req,
+                          r->fd, &ar);
                 json_decref(req);
                 if (ar.outcome == AGENT_TRANSIENT) {
+                        /* The checkpoint stays at this phase: the retry runs it again. */
                         snprintf(err, sizeof(err), "phase %s: %s", p->name, ar.error);
                         json_decref(ar.result);
+                        if (send_finished(r, p, "transient", p->name, util_now_ms() - t0, &ar) < 0)
+                                return -1;
                         return send_result(r, "retry", NULL, err);
                 }
                 next = ar.outcome == AGENT_SUCCESS ? p->on_success : p->on_failure;
@@ -147,8 +154,7 @@ static int run_phases(struct run *r)
                 json_object_set_new(r->state, "phase",
                                     json_string(workflow_target_name(r->wf, next)));
                 if (send_finished(r, p, ar.outcome == AGENT_SUCCESS ? "success" : "failure",
-                                  workflow_target_name(r->wf, next), util_now_ms() - t0,
-                                  ar.outcome == AGENT_SUCCESS ? NULL : ar.error) < 0) {
+                                  workflow_target_name(r->wf, next), util_now_ms() - t0, &ar) < 0) {
                         json_decref(ar.result);
                         return -1;
                 }

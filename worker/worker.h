@@ -23,18 +23,25 @@ enum agent_outcome {
         AGENT_TRANSIENT, /* retry the attempt later (exit 75, timeout, crash) */
 };
 
+#define AGENT_STDERR_TAIL 2048 /* bytes of an agent's stderr kept for the timeline */
+
 struct agent_result {
         enum agent_outcome outcome;
         json_t *result; /* owned: the agent's answer, or NULL */
         char error[1024];
+        char stderr_tail[AGENT_STDERR_TAIL + 1];
 };
 
 /*
  * Runs phase's agent with request (borrowed: the object an agent reads on
- * stdin).  ctl_fd is watched while waiting so that the worker exits at once
- * if chimerad goes away.  Fills *out; the caller releases out->result.
+ * stdin).  def (borrowed) is the agent's definition from the task frame
+ * ({"argv", "env", "cwd", "limits"}), NULL for a built-in or an agent the
+ * frame does not define.  ctl_fd is watched while waiting so that the
+ * worker exits at once if chimerad goes away (after killing the agent).
+ * Fills *out; the caller releases out->result.
  */
-void agent_run(const struct wf_phase *phase, json_t *request, int ctl_fd, struct agent_result *out);
+void agent_run(const struct wf_phase *phase, json_t *def, json_t *request, int ctl_fd,
+               struct agent_result *out);
 
 /*
  * Runs one task frame's workflow to its end, sending progress and result

@@ -218,6 +218,23 @@ START_TEST(transient_errors_are_retried_with_backoff_until_dead)
 }
 END_TEST
 
+START_TEST(a_loop_past_max_transitions_fails)
+{
+        char err[512];
+
+        h_write_config(1, NULL);
+        h_start_chimerad(H.config, "chimerad");
+        h_exec("INSERT INTO chimera.tasks (workflow) VALUES ('loop')");
+        ck_assert(
+            h_wait_int("SELECT count(*) FROM chimera.tasks WHERE status = 'failed'", 1, 30000));
+        h_text("SELECT last_error FROM chimera.tasks", err, sizeof(err));
+        ck_assert_str_eq(err, "workflow loop exceeded max_transitions (3) before reaching a "
+                              "terminal phase");
+        ck_assert_int_eq(
+            h_int("SELECT count(*) FROM chimera.task_events WHERE kind = 'phase_finished'"), 3);
+}
+END_TEST
+
 START_TEST(unknown_workflow_fails_with_a_clear_error_and_is_not_lost)
 {
         char err[512];
@@ -337,6 +354,7 @@ Suite *pool_suite(void)
         tcase_add_test(tc, sigterm_past_shutdown_timeout_requeues_without_charging_an_attempt);
         tcase_add_test(tc, killed_worker_is_replaced_and_its_task_retried);
         tcase_add_test(tc, transient_errors_are_retried_with_backoff_until_dead);
+        tcase_add_test(tc, a_loop_past_max_transitions_fails);
         tcase_add_test(tc, unknown_workflow_fails_with_a_clear_error_and_is_not_lost);
         tcase_add_test(tc, missing_required_field_fails_naming_the_field);
         tcase_add_test(tc, failing_phase_ends_the_task_failed_with_its_reason);

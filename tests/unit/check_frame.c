@@ -19,7 +19,7 @@ START_TEST(valid_frames_of_every_type_decode)
 {
         const char *ok[] = {
             "{\"type\":\"task\",\"id\":1,\"attempt\":1,\"workflow\":\"w\",\"trace_id\":\"t\","
-            "\"payload\":{},\"state\":null,\"definition\":{}}",
+            "\"payload\":{},\"state\":null,\"definition\":{},\"agents\":{}}",
             "{\"type\":\"progress\",\"id\":1,\"attempt\":1,\"phase\":\"p\",\"event\":\"started\"}",
             "{\"type\":\"progress\",\"id\":1,\"attempt\":1,\"phase\":\"p\",\"event\":\"finished\","
             "\"outcome\":\"success\",\"state\":{}}",
@@ -50,6 +50,9 @@ START_TEST(garbage_is_refused_with_a_reason)
             {"{\"id\":1}", "without a \"type\""},
             {"{\"type\":\"launch\"}", "unknown frame type \"launch\""},
             {"{\"type\":\"result\",\"id\":1,\"attempt\":1}", "without \"status\""},
+            {"{\"type\":\"task\",\"id\":1,\"attempt\":1,\"workflow\":\"w\",\"trace_id\":\"t\","
+             "\"payload\":{},\"state\":null,\"definition\":{}}",
+             "without \"agents\""},
             {"{\"type\":\"result\",\"id\":\"1\",\"attempt\":1,\"status\":\"x\"}",
              "\"id\" has the wrong type"},
             {"{\"type\":\"progress\",\"id\":1,\"attempt\":1,\"phase\":\"p\",\"event\":"

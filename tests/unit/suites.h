@@ -8,5 +8,6 @@ Suite *util_suite(void);
 Suite *frame_suite(void);
 Suite *config_suite(void);
 Suite *workflow_suite(void);
+Suite *agent_proto_suite(void);
 
 #endif
