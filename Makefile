@@ -41,7 +41,7 @@ PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 
-ALL_CPPFLAGS = -D_GNU_SOURCE -Icommon -Isupervisor -I$(BUILD) \
+ALL_CPPFLAGS = -D_GNU_SOURCE -Icommon -Isupervisor -Iworker -I$(BUILD) \
                -DCHIMERA_LIBEXECDIR='"$(LIBEXECDIR)"' $(CPPFLAGS)
 ALL_CFLAGS   = -std=c11 $(WARNFLAGS) $(SANFLAGS) $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS  = $(SANFLAGS) $(LDFLAGS)
@@ -52,13 +52,15 @@ SQL_SRCS    = $(sort $(wildcard sql/*.sql))
 SUPERVISOR_SRCS = supervisor/chimerad.c supervisor/pool.c supervisor/db.c \
                   supervisor/queue.c supervisor/control.c supervisor/migrate.c \
                   $(BUILD)/sql_migrations.c
-WORKER_SRCS = worker/chimera-worker.c worker/runner.c worker/agent.c
+WORKER_SRCS = worker/chimera-worker.c worker/runner.c worker/agent.c worker/agent_proto.c
 CTL_SRCS    = ctl/chimera-ctl.c
 UNIT_SRCS   = tests/unit/check_unit.c tests/unit/check_util.c tests/unit/check_frame.c \
-              tests/unit/check_config.c tests/unit/check_workflow.c
+              tests/unit/check_config.c tests/unit/check_workflow.c \
+              tests/unit/check_agent_proto.c worker/agent_proto.c
 INTEG_SRCS  = tests/integration/check_integration.c tests/integration/harness.c \
               tests/integration/test_queue.c tests/integration/test_pool.c \
-              tests/integration/test_ctl.c
+              tests/integration/test_ctl.c tests/integration/test_show.c \
+              tests/integration/test_chimera.c tests/integration/test_agents.c
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(patsubst $(BUILD)/%,%,$(1)))
 

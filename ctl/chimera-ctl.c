@@ -7,13 +7,19 @@
  * The socket is found the way chimerad finds it, through the same config
  * file, so an operator never has to repeat a path.
  *
+ * Task history lives in PostgreSQL, and chimera-ctl reads it there
+ * directly with libpq (blocking: a command line has nothing else to do
+ * meanwhile), from the database the same config names, so `show` works
+ * whether or not a chimerad is running.
+ *
  * Each command is a row in commands[].  It prints its reply laid out for
- * people (80 columns), or with --json verbatim for scripts.  The reply is input from
+ * people (80 columns), or with --json as JSON for scripts.  A reply is input from
  * another process, possibly of another version or broken: every exchange is
  * bounded in time and size, and the reply is checked in full before any of
  * it is printed, so a bad one gives a clear error, never a crash or half a
  * table.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
@@ -23,9 +29,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
+#include <libpq-fe.h>
 
 #include "config.h"
 #include "log.h"
@@ -39,16 +47,21 @@
 #define SCREEN_WIDTH       80
 #define MIN_SQUEEZED_WIDTH 4
 #define MAX_OVERFLOW       10 /* columns a fixed-width cell may take beyond its own */
+#define LINE_BUF           (SCREEN_WIDTH * 4 + 8) /* one screen line of UTF-8, and a NUL */
+#define MAX_WRAPPED_LINES  4
+#define DB_CONNECT_TIMEOUT "10" /* seconds, unless the connection string says otherwise */
 
 struct ctl_opts {
         const char *config_path; /* -c FILE, or NULL for the default */
         const char *socket_path; /* --socket PATH, or NULL */
+        const char *database;    /* --database URL, or NULL */
         int json;                /* --json */
 };
 
 struct ctl_cmd {
         const char *name;
-        const char *help; /* one line for the usage text */
+        const char *synopsis; /* the command with its operands, for the usage text */
+        const char *help;     /* one line for the usage text */
         /* Runs the command with its arguments; returns the exit status. */
         int (*run)(const struct ctl_opts *opts, int argc, char **argv);
 };
@@ -71,10 +84,21 @@ struct status_view {
         json_t *tasks; /* object, or NULL when the database is down */
 };
 
+/* A task row as to_jsonb() gives it, checked; everything borrowed from it. */
+struct task_view {
+        json_int_t id, attempts, max_attempts, priority;
+        const char *workflow, *queue, *status, *trace_id, *created_at;
+        json_t *payload, *result, *state;              /* each may be JSON null */
+        const char *last_error;                        /* NULL when unset */
+        const char *started_at, *finished_at, *run_at; /* ISO 8601 text, or NULL */
+};
+
 static int cmd_status(const struct ctl_opts *opts, int argc, char **argv);
+static int cmd_show(const struct ctl_opts *opts, int argc, char **argv);
 
 static const struct ctl_cmd commands[] = {
-    {"status", "the supervisor, what each worker runs, task counts", cmd_status},
+    {"status", "status", "the supervisor, what each worker runs, task counts", cmd_status},
+    {"show", "show ID", "a task's row and its timeline of events", cmd_show},
 };
 
 static const char *const task_statuses[] = {"queued", "running", "succeeded",
@@ -95,24 +119,31 @@ static void ctl_errx(const char *fmt, ...)
 
 static void usage(FILE *out)
 {
-        fprintf(out, "usage: chimera-ctl [-c FILE] [--socket PATH] [--json] COMMAND\n"
+        fprintf(out, "usage: chimera-ctl [-c FILE] [--socket PATH] [--database URL] [--json]\n"
+                     "                   COMMAND [ARG]\n"
                      "\n"
                      "Commands:\n");
         for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-                fprintf(out, "  %-18s%s\n", commands[i].name, commands[i].help);
-        fprintf(out, "\n"
-                     "Options:\n"
-                     "  -c, --config FILE   config file naming the control socket\n"
-                     "                      (default " CONFIG_DEFAULT_PATH ")\n"
-                     "      --socket PATH   control socket to use, overriding the config\n"
-                     "      --json          print the reply as JSON, for scripts\n"
-                     "  -h, --help          show this help and exit\n"
-                     "      --version       show the version and exit\n"
-                     "\n"
-                     "Exit status:\n"
-                     "  0  success\n"
-                     "  1  error: no chimerad running, unreadable config, bad reply, ...\n"
-                     "  2  wrong usage\n");
+                fprintf(out, "  %-18s%s\n", commands[i].synopsis, commands[i].help);
+        fprintf(out,
+                "\n"
+                "Options:\n"
+                "  -c, --config FILE    config file naming the control socket and the\n"
+                "                       database (default " CONFIG_DEFAULT_PATH ")\n"
+                "      --socket PATH    control socket to use, overriding the config\n"
+                "      --database URL   database to read task history from (a libpq URL or\n"
+                "                       key=value string), overriding the config, which is\n"
+                "                       then not read; without it: the config's \"database\",\n"
+                "                       else CHIMERA_DATABASE_URL, else libpq's PG* variables\n"
+                "      --json           print JSON, for scripts\n"
+                "  -h, --help           show this help and exit\n"
+                "      --version        show the version and exit\n"
+                "\n"
+                "Exit status:\n"
+                "  0  success\n"
+                "  1  error: no chimerad running, database unreachable or without the\n"
+                "     chimera schema, no such task, unreadable config, bad reply, ...\n"
+                "  2  wrong usage\n");
 }
 
 /* ---- control socket client ---- */
@@ -360,34 +391,194 @@ out:
 }
 
 /*
+ * Loads the config file for what it names: -c FILE, else the default path.
+ * A missing default file is fine (*cfg stays NULL and the defaults apply,
+ * as they do for chimerad); a file named with -c must load.  Returns 0, or
+ * -1 after printing the error.
+ */
+static int load_config(const struct ctl_opts *opts, struct config **cfg)
+{
+        const char *path = opts->config_path ? opts->config_path : CONFIG_DEFAULT_PATH;
+        char err[1024];
+
+        *cfg = NULL;
+        if (!opts->config_path && access(path, F_OK) < 0 && errno == ENOENT)
+                return 0;
+        *cfg = config_load(path, err, sizeof(err));
+        if (!*cfg) {
+                ctl_errx("%s", err);
+                return -1;
+        }
+        return 0;
+}
+
+/*
  * Finds the control socket: --socket, else the config file's
- * control_socket.  A missing default config file is fine (chimerad then
- * uses the default socket too); a config named with -c must load.  Returns
- * a new string, or NULL after printing the error.
+ * control_socket, else the default.  Returns a new string, or NULL after
+ * printing the error.
  */
 static char *resolve_socket(const struct ctl_opts *opts)
 {
-        const char *path = opts->config_path ? opts->config_path : CONFIG_DEFAULT_PATH;
         struct config *cfg;
-        char err[1024];
         char *sock;
 
         if (opts->socket_path)
                 return util_strdup(opts->socket_path);
-        if (!opts->config_path && access(path, F_OK) < 0 && errno == ENOENT)
-                return util_strdup(CONFIG_DEFAULT_CONTROL_SOCKET);
-        cfg = config_load(path, err, sizeof(err));
-        if (!cfg) {
-                ctl_errx("%s", err);
+        if (load_config(opts, &cfg) < 0)
                 return NULL;
-        }
-        sock =
-            util_strdup(cfg->control_socket ? cfg->control_socket : CONFIG_DEFAULT_CONTROL_SOCKET);
+        sock = util_strdup(cfg && cfg->control_socket ? cfg->control_socket
+                                                      : CONFIG_DEFAULT_CONTROL_SOCKET);
         config_free(cfg);
         return sock;
 }
 
+/* ---- database client ---- */
+
+/*
+ * Finds the database as chimerad does: --database, else the config file's
+ * database, else CHIMERA_DATABASE_URL, else "" (libpq's PG* variables).
+ * With --database the config is not read at all, so a missing or broken
+ * one is no error.  Returns a new string, or NULL after printing the error.
+ */
+static char *resolve_database(const struct ctl_opts *opts)
+{
+        const char *env = getenv("CHIMERA_DATABASE_URL");
+        struct config *cfg;
+        char *conninfo;
+
+        if (opts->database)
+                return util_strdup(opts->database);
+        if (load_config(opts, &cfg) < 0)
+                return NULL;
+        conninfo = util_strdup(cfg && cfg->database ? cfg->database : env ? env : "");
+        config_free(cfg);
+        return conninfo;
+}
+
+/* "what: message", without the newline libpq ends its messages with. */
+static void db_error(const char *what, const char *msg, char *err, size_t errsz)
+{
+        size_t n;
+
+        snprintf(err, errsz, "%s: %s", what, msg);
+        n = strlen(err);
+        while (n > 0 && isspace((unsigned char)err[n - 1]))
+                err[--n] = '\0';
+}
+
+/*
+ * Connects to the database conninfo names (a URL or key=value string; ""
+ * leaves it all to libpq's PG* variables), within DB_CONNECT_TIMEOUT unless
+ * the string or PGCONNECT_TIMEOUT sets another, and makes the session UTC
+ * so that timestamps read back the same for every operator.  Returns the
+ * connection (the caller PQfinish()es it), or NULL with err set.  Messages
+ * never show conninfo, which may hold a password; libpq's own do not.
+ */
+static PGconn *db_connect(const char *conninfo, char *err, size_t errsz)
+{
+        /* dbname expands to the whole connection string and overrides the
+         * keywords before it, so the string's own connect_timeout wins. */
+        const char *const keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
+        const char *const vals[] = {getenv("PGCONNECT_TIMEOUT") ? NULL : DB_CONNECT_TIMEOUT,
+                                    "chimera-ctl", conninfo, NULL};
+        PGconn *conn = PQconnectdbParams(keys, vals, 1);
+        PGresult *res;
+
+        if (!conn) {
+                snprintf(err, errsz, "cannot connect to the database: out of memory");
+                return NULL;
+        }
+        if (PQstatus(conn) != CONNECTION_OK) {
+                db_error("cannot connect to the database", PQerrorMessage(conn), err, errsz);
+                PQfinish(conn);
+                return NULL;
+        }
+        res = PQexec(conn, "SET TIME ZONE 'UTC'");
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                db_error("setting the time zone", PQresultErrorMessage(res), err, errsz);
+                PQclear(res);
+                PQfinish(conn);
+                return NULL;
+        }
+        PQclear(res);
+        return conn;
+}
+
+/* Explains a failed query; a missing schema is the usual first-day mistake. */
+static void query_error(PGconn *conn, const PGresult *res, char *err, size_t errsz)
+{
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+        if (state && (strcmp(state, "42P01") == 0 || strcmp(state, "3F000") == 0))
+                snprintf(err, errsz,
+                         "the chimera schema is missing in database \"%s\": run 'chimerad "
+                         "--migrate'",
+                         PQdb(conn));
+        else
+                db_error("reading the task", PQresultErrorMessage(res), err, errsz);
+}
+
+/* Decodes one JSON value of a result; returns a new reference, or NULL with err set. */
+static json_t *result_json(const PGresult *res, int col, char *err, size_t errsz)
+{
+        json_error_t jerr;
+        json_t *v = json_loads(PQgetvalue(res, 0, col), JSON_DECODE_ANY, &jerr);
+
+        if (!v)
+                snprintf(err, errsz, "cannot decode the task's %s: %s", col == 0 ? "row" : "events",
+                         jerr.text);
+        return v;
+}
+
+/*
+ * Reads task id's row and its events (both new references) in one
+ * statement, so that they come from one snapshot: a task that moves on
+ * meanwhile is never shown with a timeline newer than its row.  Returns 1,
+ * 0 when there is no such task, or -1 with err set.
+ */
+static int db_read_task(PGconn *conn, const char *id, json_t **task, json_t **events, char *err,
+                        size_t errsz)
+{
+        static const char sql[] =
+            "SELECT to_jsonb(t),"
+            "       (SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY e.id), '[]')"
+            "          FROM chimera.task_events e WHERE e.task_id = $1)"
+            "  FROM chimera.tasks t WHERE t.id = $1";
+        PGresult *res = PQexecParams(conn, sql, 1, NULL, &id, NULL, NULL, 0);
+        int rc = -1;
+
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                query_error(conn, res, err, errsz);
+                goto out;
+        }
+        rc = 0;
+        if (PQntuples(res) == 0)
+                goto out;
+        *task = result_json(res, 0, err, errsz);
+        *events = *task ? result_json(res, 1, err, errsz) : NULL;
+        rc = *events ? 1 : -1;
+out:
+        PQclear(res);
+        return rc;
+}
+
 /* ---- formatting ---- */
+
+static void appendf(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Appends to the string in buf (size bytes), cutting what does not fit. */
+static void appendf(char *buf, size_t size, const char *fmt, ...)
+{
+        size_t used = strlen(buf);
+        va_list ap;
+
+        if (used + 1 >= size)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(buf + used, size - used, fmt, ap);
+        va_end(ap);
+}
 
 /*
  * Formats a duration the way people read it, in five characters or fewer
@@ -464,9 +655,109 @@ static void fmt_cell(json_t *v, char *buf, size_t size)
                 snprintf(buf, size, "-");
 }
 
-/* ---- the worker table ---- */
+/* Columns a text takes on a terminal: one per UTF-8 character. */
+static int text_cols(const char *s)
+{
+        int cols = 0;
 
-enum { COL_SLOT, COL_PID, COL_STATE, COL_DONE, COL_TASK, COL_WORKFLOW, COL_PHASE, COL_FOR, NCOLS };
+        for (; *s != '\0'; s++)
+                cols += !is_utf8_continuation((unsigned char)*s);
+        return cols;
+}
+
+/* Prints a line, cut to the screen width. */
+static void print_fitted(FILE *out, const char *line)
+{
+        char buf[LINE_BUF];
+
+        fit_text(line, SCREEN_WIDTH, buf, sizeof(buf));
+        fprintf(out, "%s\n", buf);
+}
+
+/*
+ * Length in bytes of the next line of p when wrapped at width columns: up
+ * to a newline, else the longest run that fits and ends before a space,
+ * else (a word longer than the line) as much as fits.
+ */
+static size_t wrap_segment(const char *p, int width)
+{
+        size_t i = 0, brk = 0;
+        int cols = 0;
+
+        for (; p[i] != '\0' && p[i] != '\n' && p[i] != '\r'; i++) {
+                if (!is_utf8_continuation((unsigned char)p[i])) {
+                        if (cols == width)
+                                break;
+                        cols++;
+                }
+                if (p[i] == ' ' || p[i] == '\t')
+                        brk = i;
+        }
+        if (strchr(" \t\r\n", p[i]) != NULL) /* also true at the end: strchr finds the NUL */
+                return i;
+        return brk > 0 ? brk : i;
+}
+
+/* Copies at most len bytes of src into dst (size LINE_BUF) with tabs and newlines as spaces. */
+static void copy_flat(const char *src, size_t len, char *dst)
+{
+        size_t i;
+
+        for (i = 0; i < len && i < LINE_BUF - 1 && src[i] != '\0'; i++)
+                dst[i] = strchr("\t\r\n", src[i]) != NULL ? ' ' : src[i];
+        dst[i] = '\0';
+}
+
+/*
+ * Breaks text into at most maxlines (<= MAX_WRAPPED_LINES) lines of at
+ * most width (1..SCREEN_WIDTH) columns, at spaces where it can and at the
+ * text's own newlines; each line is made safe by fit_text(), and text that
+ * does not fit ends the last line in '~'.  Returns the number of lines.
+ */
+static int wrap_text(const char *text, int width, char lines[][LINE_BUF], int maxlines)
+{
+        const char *p = text;
+        char flat[LINE_BUF];
+        int n = 0;
+
+        for (; n < maxlines; n++) {
+                size_t len;
+
+                p += strspn(p, " \t\r\n");
+                if (*p == '\0')
+                        break;
+                len = wrap_segment(p, width);
+                /* The last line takes all that is left, for fit_text() to cut. */
+                copy_flat(p, n == maxlines - 1 ? SIZE_MAX : len, flat);
+                fit_text(flat, width, lines[n], LINE_BUF);
+                p += len;
+        }
+        return n;
+}
+
+/*
+ * Prints text wrapped by wrap_text(): the first line after label, padded
+ * to indent columns, the others after indent spaces.
+ */
+static void print_wrapped(FILE *out, const char *label, int indent, const char *text, int maxlines)
+{
+        char lines[MAX_WRAPPED_LINES][LINE_BUF];
+        int n = wrap_text(text, SCREEN_WIDTH - indent, lines, maxlines);
+
+        for (int i = 0; i < n; i++)
+                fprintf(out, "%-*s%s\n", indent, i == 0 ? label : "", lines[i]);
+}
+
+/* Prints v (borrowed) as indented JSON on stdout; returns the exit status. */
+static int print_json(json_t *v)
+{
+        if (json_dumpf(v, stdout, JSON_INDENT(2)) < 0)
+                return EXIT_FAILURE;
+        fputc('\n', stdout);
+        return EXIT_SUCCESS;
+}
+
+/* ---- tables ---- */
 
 struct column {
         const char *title;
@@ -476,27 +767,23 @@ struct column {
         int squeeze; /* may be cut to make room, so rows fit SCREEN_WIDTH */
 };
 
-/* Widths add up to SCREEN_WIDTH; durations never take more than 5. */
-static const struct column columns[NCOLS] = {
-    {"SLOT", 5, 1, 0, 0}, {"PID", 7, 1, 0, 0},       {"STATE", 8, 1, 0, 0},  {"DONE", 4, 2, 1, 0},
-    {"TASK", 9, 1, 0, 0}, {"WORKFLOW", 15, 1, 0, 1}, {"PHASE", 19, 1, 0, 1}, {"FOR", 5, 0, 0, 0},
-};
-
 /*
- * Prints one row.  A cell wider than its column (a long task id) takes up
- * to MAX_OVERFLOW more columns and pushes the rest right; the squeezable
- * columns give that room back, so the row still fits the screen.
+ * Prints one row of a table of ncols columns.  A cell wider than its
+ * column (a long task id) takes up to MAX_OVERFLOW more columns and pushes
+ * the rest right; the squeezable columns give that room back, so the row
+ * still fits the screen.  Trailing blanks (empty last cells) are dropped.
  */
-static void print_row(FILE *out, const char *const cells[NCOLS])
+static void print_row(FILE *out, const struct column *cols, int ncols, const char *const cells[])
 {
-        char text[256];
+        char text[256], row[1024];
+        size_t used = 0;
         int debt = 0;
 
-        for (int i = 0; i < NCOLS; i++) {
-                const struct column *c = &columns[i];
+        for (int i = 0; i < ncols && used < sizeof(row); i++) {
+                const struct column *c = &cols[i];
                 int w = c->width, n;
 
-                if (c->squeeze && debt > 0) {
+                if (c->squeeze && debt > 0 && w > MIN_SQUEEZED_WIDTH) {
                         int give = debt < w - MIN_SQUEEZED_WIDTH ? debt : w - MIN_SQUEEZED_WIDTH;
                         w -= give;
                         debt -= give;
@@ -506,14 +793,35 @@ static void print_row(FILE *out, const char *const cells[NCOLS])
                         debt += n - w;
                         w = n;
                 }
-                if (i == NCOLS - 1)
-                        fprintf(out, "%*s%s\n", c->right ? w - n : 0, "", text);
-                else if (c->right)
-                        fprintf(out, "%*s%s%*s", w - n, "", text, c->gap, "");
-                else
-                        fprintf(out, "%s%*s", text, w - n + c->gap, "");
+                used += (size_t)snprintf(row + used, sizeof(row) - used, "%*s%s%*s",
+                                         c->right ? w - n : 0, "", text,
+                                         (c->right ? 0 : w - n) + (i < ncols - 1 ? c->gap : 0), "");
         }
+        used = strlen(row);
+        while (used > 0 && row[used - 1] == ' ')
+                row[--used] = '\0';
+        fprintf(out, "%s\n", row);
 }
+
+/* Prints the titles of a table's columns as its first row. */
+static void print_titles(FILE *out, const struct column *cols, int ncols)
+{
+        const char *titles[16];
+
+        for (int i = 0; i < ncols && i < 16; i++)
+                titles[i] = cols[i].title;
+        print_row(out, cols, ncols, titles);
+}
+
+/* ---- the worker table ---- */
+
+enum { COL_SLOT, COL_PID, COL_STATE, COL_DONE, COL_TASK, COL_WORKFLOW, COL_PHASE, COL_FOR, NCOLS };
+
+/* Widths add up to SCREEN_WIDTH; durations never take more than 5. */
+static const struct column columns[NCOLS] = {
+    {"SLOT", 5, 1, 0, 0}, {"PID", 7, 1, 0, 0},       {"STATE", 8, 1, 0, 0},  {"DONE", 4, 2, 1, 0},
+    {"TASK", 9, 1, 0, 0}, {"WORKFLOW", 15, 1, 0, 1}, {"PHASE", 19, 1, 0, 1}, {"FOR", 5, 0, 0, 0},
+};
 
 static void print_worker(FILE *out, const struct status_worker *w)
 {
@@ -538,7 +846,7 @@ static void print_worker(FILE *out, const struct status_worker *w)
         cells[COL_WORKFLOW] = wf;
         cells[COL_PHASE] = phase;
         cells[COL_FOR] = busy;
-        print_row(out, cells);
+        print_row(out, columns, NCOLS, cells);
 }
 
 /* ---- status ---- */
@@ -685,15 +993,6 @@ static size_t fmt_queues(json_t *queues, size_t width, char *buf, size_t size)
         return n - i;
 }
 
-/* Prints a line, cut to the screen width. */
-static void print_fitted(FILE *out, const char *line)
-{
-        char buf[SCREEN_WIDTH * 4 + 8];
-
-        fit_text(line, SCREEN_WIDTH, buf, sizeof(buf));
-        fprintf(out, "%s\n", buf);
-}
-
 static void print_supervisor(FILE *out, const struct status_view *v)
 {
         const char *label = ", queues: ";
@@ -745,12 +1044,8 @@ static void print_status(FILE *out, const struct status_view *v)
                 " busy, %" JSON_INTEGER_FORMAT " idle, %" JSON_INTEGER_FORMAT " starting\n",
                 v->size, v->size == 1 ? "" : "s", v->busy, v->idle, v->starting);
         if (v->nworkers > 0) {
-                const char *titles[NCOLS];
-
-                for (int i = 0; i < NCOLS; i++)
-                        titles[i] = columns[i].title;
                 fputc('\n', out);
-                print_row(out, titles);
+                print_titles(out, columns, NCOLS);
                 for (size_t i = 0; i < v->nworkers; i++)
                         print_worker(out, &v->workers[i]);
         }
@@ -766,9 +1061,8 @@ static int print_status_reply(const struct ctl_opts *opts, json_t *reply)
         int rc = EXIT_FAILURE;
 
         if (opts->json) {
-                if (json_dumpf(reply, stdout, JSON_INDENT(2)) < 0)
+                if (print_json(reply) != EXIT_SUCCESS)
                         goto out;
-                fputc('\n', stdout);
         } else {
                 if (parse_status(reply, &v, err, sizeof(err)) < 0) {
                         ctl_errx("%s", err);
@@ -811,14 +1105,491 @@ out:
         return rc;
 }
 
+/* ---- show ---- */
+
+#define DAY_MS          (24 * 60 * 60 * 1000LL)
+#define NO_DAY          INT64_MIN
+#define ANY_DAY         INT64_MAX
+#define LABEL_WIDTH     10 /* "created   ", "payload   ": the task's labels */
+#define MAX_KIND_COLS   16
+#define MAX_PHASE_COLS  24
+#define MIN_DETAIL_COLS 6 /* a narrower DETAIL column moves every detail to its own line */
+#define DETAIL_LINES    3
+
+enum { EV_TIME, EV_ATT, EV_EVENT, EV_PHASE, EV_DURATION, EV_DETAIL, NEVCOLS };
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+        return a / b - (a % b != 0 && (a < 0) != (b < 0));
+}
+
+/* Reads exactly n digits at *s; returns the number, or -1. */
+static int read_digits(const char **s, int n)
+{
+        int v = 0;
+
+        for (int i = 0; i < n; i++, (*s)++) {
+                if (!isdigit((unsigned char)**s))
+                        return -1;
+                v = v * 10 + (**s - '0');
+        }
+        return v;
+}
+
+/*
+ * Reads a UTC offset: "Z", or +HH, +HH:MM, +HH:MM:SS (or -).  Returns the
+ * seconds east of UTC, with *ok saying whether there was one.
+ */
+static int read_offset(const char **s, int *ok)
+{
+        int sign = **s == '-' ? -1 : 1, secs = 0, mul = 3600;
+
+        *ok = 0;
+        if (**s == 'Z') {
+                (*s)++;
+                *ok = 1;
+                return 0;
+        }
+        if (**s != '+' && **s != '-')
+                return 0;
+        (*s)++;
+        for (;;) {
+                int v = read_digits(s, 2);
+                if (v < 0)
+                        return 0;
+                secs += v * mul;
+                if (**s != ':' || mul == 1)
+                        break;
+                (*s)++;
+                mul /= 60;
+        }
+        *ok = 1;
+        return sign * secs;
+}
+
+/*
+ * Parses a timestamp as PostgreSQL writes one in JSON
+ * ("2026-11-29T21:54:06.249455+00:00"; the fraction optional, of any
+ * length) into milliseconds since the epoch.  Returns 0, or -1 for
+ * anything else ("infinity", a year beyond 9999).
+ */
+static int parse_time(const char *s, int64_t *ms)
+{
+        struct tm tm = {0};
+        int frac = 0, scale = 1000, offset, ok;
+
+        tm.tm_year = read_digits(&s, 4) - 1900;
+        if (tm.tm_year < -1900 || *s++ != '-' || (tm.tm_mon = read_digits(&s, 2) - 1) < 0 ||
+            *s++ != '-' || (tm.tm_mday = read_digits(&s, 2)) < 0 || *s++ != 'T' ||
+            (tm.tm_hour = read_digits(&s, 2)) < 0 || *s++ != ':' ||
+            (tm.tm_min = read_digits(&s, 2)) < 0 || *s++ != ':' ||
+            (tm.tm_sec = read_digits(&s, 2)) < 0)
+                return -1;
+        if (*s == '.') {
+                for (s++; isdigit((unsigned char)*s); s++) {
+                        if (scale > 1) {
+                                scale /= 10;
+                                frac += (*s - '0') * scale;
+                        }
+                }
+        }
+        offset = read_offset(&s, &ok);
+        if (!ok || *s != '\0')
+                return -1;
+        *ms = ((int64_t)timegm(&tm) - offset) * 1000 + frac;
+        return 0;
+}
+
+/* Formats ms since the epoch in UTC: "21:54:06.249", after "2026-11-29 " when with_date. */
+static void fmt_time(int64_t ms, int with_date, char *buf, size_t size)
+{
+        time_t t = (time_t)floor_div(ms, 1000);
+        struct tm tm;
+        char date[32] = "";
+
+        gmtime_r(&t, &tm);
+        if (with_date)
+                strftime(date, sizeof(date), "%Y-%m-%d ", &tm);
+        snprintf(buf, size, "%s%02d:%02d:%02d.%03d", date, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 (int)(ms - floor_div(ms, 1000) * 1000));
+}
+
+/*
+ * Formats an ISO timestamp as fmt_time() does, with the date unless it
+ * falls on day (days since the epoch; NO_DAY: always the date, ANY_DAY:
+ * never); one that does not parse is shown as it is.
+ */
+static void fmt_iso(const char *iso, int64_t day, char *buf, size_t size)
+{
+        int64_t ms;
+
+        if (parse_time(iso, &ms) < 0)
+                snprintf(buf, size, "%s", iso);
+        else
+                fmt_time(ms, day != ANY_DAY && floor_div(ms, DAY_MS) != day, buf, size);
+}
+
+/* The member key of o as a string, or NULL when absent, null or not a string. */
+static const char *opt_string(json_t *o, const char *key)
+{
+        return json_string_value(json_object_get(o, key));
+}
+
+static int parse_task(json_t *row, struct task_view *v, char *err, size_t errsz)
+{
+        json_error_t jerr;
+
+        if (json_unpack_ex(
+                row, &jerr, 0, "{s:I, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:o, s:o, s:o}", "id",
+                &v->id, "workflow", &v->workflow, "queue", &v->queue, "status", &v->status,
+                "attempts", &v->attempts, "max_attempts", &v->max_attempts, "priority",
+                &v->priority, "trace_id", &v->trace_id, "created_at", &v->created_at, "payload",
+                &v->payload, "result", &v->result, "state", &v->state) < 0) {
+                snprintf(err, errsz, "unexpected task row: %s", jerr.text);
+                return -1;
+        }
+        v->last_error = opt_string(row, "last_error");
+        v->started_at = opt_string(row, "started_at");
+        v->finished_at = opt_string(row, "finished_at");
+        v->run_at = opt_string(row, "run_at");
+        return 0;
+}
+
+static void print_task_head(FILE *out, const struct task_view *v)
+{
+        char wf[LINE_BUF], line[LINE_BUF * 2];
+
+        fit_text(v->workflow, 24, wf, sizeof(wf));
+        snprintf(line, sizeof(line),
+                 "task %" JSON_INTEGER_FORMAT "  %s  %s  attempt %" JSON_INTEGER_FORMAT
+                 " of %" JSON_INTEGER_FORMAT "  priority %" JSON_INTEGER_FORMAT "  queue %s",
+                 v->id, wf, v->status, v->attempts, v->max_attempts, v->priority, v->queue);
+        print_fitted(out, line);
+        snprintf(line, sizeof(line), "%-*s%s", LABEL_WIDTH, "trace", v->trace_id);
+        print_fitted(out, line);
+}
+
+/*
+ * Prints the task's times on one line when they fit ("created 2026-11-29
+ * 21:54:06.249  started 21:54:06.250 ..."; a date only where it changes),
+ * else one to a line.  "run at" is when a queued task may next be claimed.
+ */
+static void print_task_times(FILE *out, const struct task_view *v)
+{
+        const struct {
+                const char *label, *iso;
+        } t[] = {{"created", v->created_at},
+                 {"started", v->started_at},
+                 {"finished", v->finished_at},
+                 {"run at", strcmp(v->status, "queued") == 0 ? v->run_at : NULL}};
+        int64_t day = NO_DAY, ms;
+        char stamp[64], line[512];
+        size_t used = 0;
+
+        /* created is never null: it leads the line, under the other labels. */
+        for (size_t i = 0; i < sizeof(t) / sizeof(t[0]) && used < sizeof(line); i++) {
+                if (!t[i].iso)
+                        continue;
+                fmt_iso(t[i].iso, day, stamp, sizeof(stamp));
+                if (used == 0)
+                        used = (size_t)snprintf(line, sizeof(line), "%-*s%s", LABEL_WIDTH,
+                                                t[i].label, stamp);
+                else
+                        used += (size_t)snprintf(line + used, sizeof(line) - used, "  %s %s",
+                                                 t[i].label, stamp);
+                if (parse_time(t[i].iso, &ms) == 0)
+                        day = floor_div(ms, DAY_MS);
+        }
+        if (text_cols(line) <= SCREEN_WIDTH) {
+                fprintf(out, "%s\n", line);
+                return;
+        }
+        for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+                if (!t[i].iso)
+                        continue;
+                fmt_iso(t[i].iso, NO_DAY, stamp, sizeof(stamp));
+                snprintf(line, sizeof(line), "%-*s%s", LABEL_WIDTH, t[i].label, stamp);
+                print_fitted(out, line);
+        }
+}
+
+/* Prints "label     {json...}" on one line, cut to fit. */
+static void print_json_line(FILE *out, const char *label, json_t *v)
+{
+        char *text = json_dumps(v, JSON_ENCODE_ANY);
+        char fitted[LINE_BUF];
+
+        fit_text(text ? text : "?", SCREEN_WIDTH - LABEL_WIDTH, fitted, sizeof(fitted));
+        fprintf(out, "%-*s%s\n", LABEL_WIDTH, label, fitted);
+        free(text);
+}
+
+/* "state     phase complete, 7 transitions", from the workflow checkpoint. */
+static void print_task_state(FILE *out, json_t *state)
+{
+        const char *phase = opt_string(state, "phase");
+        json_t *n = json_object_get(state, "transitions");
+        char line[LINE_BUF * 2];
+
+        if (!phase && !json_is_integer(n))
+                return;
+        snprintf(line, sizeof(line), "%-*s", LABEL_WIDTH, "state");
+        if (phase)
+                appendf(line, sizeof(line), "phase %s%s", phase, json_is_integer(n) ? ", " : "");
+        if (json_is_integer(n))
+                appendf(line, sizeof(line), "%" JSON_INTEGER_FORMAT " transition%s",
+                        json_integer_value(n), json_integer_value(n) == 1 ? "" : "s");
+        print_fitted(out, line);
+}
+
+static void print_task(FILE *out, const struct task_view *v)
+{
+        print_task_head(out, v);
+        print_task_times(out, v);
+        print_json_line(out, "payload", v->payload);
+        if (!json_is_null(v->result))
+                print_json_line(out, "result", v->result);
+        if (v->last_error)
+                print_wrapped(out, "error", LABEL_WIDTH, v->last_error, MAX_WRAPPED_LINES);
+        print_task_state(out, v->state);
+}
+
+/*
+ * What an event's detail says, in a line of text (empty for nothing):
+ * "success -> next" for a phase, "by HOST" for a claim, else the error
+ * with when it will be retried.  An agent's stderr stays for --json.
+ */
+static void event_detail(const char *kind, json_t *detail, char *buf, size_t size)
+{
+        const char *error = opt_string(detail, "error"), *host = opt_string(detail, "host");
+        const char *outcome = opt_string(detail, "outcome"), *next = opt_string(detail, "next");
+        json_t *retry_in = json_object_get(detail, "retry_in_ms");
+        char retry[16];
+
+        buf[0] = '\0';
+        if (strcmp(kind, "phase_finished") == 0) {
+                appendf(buf, size, "%s", outcome ? outcome : "-");
+                if (next)
+                        appendf(buf, size, " -> %s", next);
+                if (error)
+                        appendf(buf, size, ": %s", error);
+        } else if (strcmp(kind, "claimed") == 0) {
+                if (host)
+                        appendf(buf, size, "by %s", host);
+        } else {
+                /* retried, failed, dead, cancelled, and kinds of later versions */
+                if (error)
+                        appendf(buf, size, "%s", error);
+                if (json_is_integer(retry_in)) {
+                        fmt_duration(json_integer_value(retry_in), retry, sizeof(retry));
+                        appendf(buf, size, "%s(retry in %s)", buf[0] ? " " : "", retry);
+                }
+                if (json_is_false(json_object_get(detail, "charged")))
+                        appendf(buf, size, "%s(not charged)", buf[0] ? " " : "");
+        }
+}
+
+/* Whether the events happened on more than one day (in UTC). */
+static int spans_days(json_t *events)
+{
+        int64_t first = NO_DAY, ms;
+        json_t *e;
+        size_t i;
+
+        json_array_foreach (events, i, e) {
+                if (parse_time(opt_string(e, "at") ? opt_string(e, "at") : "", &ms) < 0)
+                        continue;
+                if (first == NO_DAY)
+                        first = floor_div(ms, DAY_MS);
+                else if (floor_div(ms, DAY_MS) != first)
+                        return 1;
+        }
+        return 0;
+}
+
+static void widen(struct column *c, int cols, int max)
+{
+        if (cols > max)
+                cols = max;
+        if (cols > c->width)
+                c->width = cols;
+}
+
+/*
+ * Lays the timeline out: columns as wide as their widest cell (bounded),
+ * and whatever is left of the screen for the detail.
+ */
+static void timeline_layout(json_t *events, struct column cols[NEVCOLS])
+{
+        static const struct column base[NEVCOLS] = {
+            {"TIME", 12, 2, 0, 0}, {"ATT", 3, 2, 1, 0},      {"EVENT", 5, 2, 0, 1},
+            {"PHASE", 5, 2, 0, 1}, {"DURATION", 8, 2, 0, 0}, {"DETAIL", 0, 0, 0, 1},
+        };
+        char att[24];
+        int used = 0;
+        json_t *e;
+        size_t i;
+
+        memcpy(cols, base, sizeof(base));
+        if (spans_days(events))
+                cols[EV_TIME].width = 23;
+        json_array_foreach (events, i, e) {
+                const char *phase = opt_string(e, "phase");
+                snprintf(att, sizeof(att), "%" JSON_INTEGER_FORMAT,
+                         json_integer_value(json_object_get(e, "attempt")));
+                widen(&cols[EV_ATT], text_cols(att), 10);
+                widen(&cols[EV_EVENT],
+                      text_cols(opt_string(e, "kind") ? opt_string(e, "kind") : ""), MAX_KIND_COLS);
+                widen(&cols[EV_PHASE], phase ? text_cols(phase) : 1, MAX_PHASE_COLS);
+        }
+        for (int c = 0; c < EV_DETAIL; c++)
+                used += cols[c].width + cols[c].gap;
+        cols[EV_DETAIL].width = SCREEN_WIDTH - used;
+        if (cols[EV_DETAIL].width < MIN_DETAIL_COLS)
+                cols[EV_DETAIL].title = "";
+}
+
+/*
+ * Prints one event.  A detail too long for its column goes on lines of
+ * its own below the row, indented under EVENT, rather than be cut short.
+ */
+static void print_event(FILE *out, const struct column cols[NEVCOLS], json_t *e, int with_date)
+{
+        const char *kind = opt_string(e, "kind"), *phase = opt_string(e, "phase");
+        const char *at = opt_string(e, "at");
+        json_t *detail = json_object_get(e, "detail"), *ms = json_object_get(detail, "duration_ms");
+        char stamp[64], att[24], took[16], text[4096];
+        const char *cells[NEVCOLS];
+        int wide;
+
+        if (at)
+                fmt_iso(at, with_date ? NO_DAY : ANY_DAY, stamp, sizeof(stamp));
+        snprintf(att, sizeof(att), "%" JSON_INTEGER_FORMAT,
+                 json_integer_value(json_object_get(e, "attempt")));
+        if (json_is_integer(ms))
+                fmt_duration(json_integer_value(ms), took, sizeof(took));
+        event_detail(kind ? kind : "", detail, text, sizeof(text));
+        wide = text[0] != '\0' &&
+               (cols[EV_DETAIL].width < MIN_DETAIL_COLS || text_cols(text) > cols[EV_DETAIL].width);
+        cells[EV_TIME] = at ? stamp : "-";
+        cells[EV_ATT] = att;
+        cells[EV_EVENT] = kind ? kind : "-";
+        cells[EV_PHASE] = phase ? phase : "-";
+        cells[EV_DURATION] = json_is_integer(ms) ? took : "-";
+        cells[EV_DETAIL] = wide ? "" : text;
+        print_row(out, cols, NEVCOLS, cells);
+        if (wide)
+                print_wrapped(out, "",
+                              cols[EV_TIME].width + cols[EV_TIME].gap + cols[EV_ATT].width +
+                                  cols[EV_ATT].gap,
+                              text, DETAIL_LINES);
+}
+
+static void print_timeline(FILE *out, json_t *events)
+{
+        struct column cols[NEVCOLS];
+        int with_date = spans_days(events);
+        json_t *e;
+        size_t i;
+
+        fputc('\n', out);
+        if (json_array_size(events) == 0) {
+                fprintf(out, "no events yet\n");
+                return;
+        }
+        timeline_layout(events, cols);
+        print_titles(out, cols, NEVCOLS);
+        json_array_foreach (events, i, e)
+                print_event(out, cols, e, with_date);
+}
+
+/* Prints a task (row and events, borrowed) for people or, with --json, as one object. */
+static int print_show(const struct ctl_opts *opts, json_t *task, json_t *events)
+{
+        struct task_view v = {0};
+        char err[512];
+        json_t *all;
+        int rc;
+
+        if (opts->json) {
+                all = json_pack("{s:O, s:O}", "task", task, "events", events);
+                rc = all ? print_json(all) : EXIT_FAILURE;
+                json_decref(all);
+                return rc;
+        }
+        if (parse_task(task, &v, err, sizeof(err)) < 0 || !json_is_array(events)) {
+                ctl_errx("%s", json_is_array(events) ? err : "unexpected task events: not a list");
+                return EXIT_FAILURE;
+        }
+        print_task(stdout, &v);
+        print_timeline(stdout, events);
+        return EXIT_SUCCESS;
+}
+
+/* Copies a task id operand, a positive 64-bit integer, as canonical decimal; 0 or -1. */
+static int parse_task_id(const char *s, char *buf, size_t size)
+{
+        char *end;
+        long long id;
+
+        if (!isdigit((unsigned char)s[0]))
+                return -1;
+        errno = 0;
+        id = strtoll(s, &end, 10);
+        if (errno != 0 || *end != '\0' || id <= 0)
+                return -1;
+        snprintf(buf, size, "%lld", id);
+        return 0;
+}
+
+static int cmd_show(const struct ctl_opts *opts, int argc, char **argv)
+{
+        json_t *task = NULL, *events = NULL;
+        char *conninfo = NULL, id[32], err[1024];
+        PGconn *conn = NULL;
+        int rc = EXIT_FAILURE, found;
+
+        if (argc != 1 || parse_task_id(argv[0], id, sizeof(id)) < 0) {
+                if (argc != 1)
+                        ctl_errx("show takes one task id");
+                else
+                        ctl_errx("show: a task id is a positive integer, not '%s'", argv[0]);
+                usage(stderr);
+                return EXIT_USAGE;
+        }
+        conninfo = resolve_database(opts);
+        conn = conninfo ? db_connect(conninfo, err, sizeof(err)) : NULL;
+        if (conninfo && !conn)
+                ctl_errx("%s", err);
+        if (!conn)
+                goto out;
+        found = db_read_task(conn, id, &task, &events, err, sizeof(err));
+        if (found < 0)
+                ctl_errx("%s", err);
+        else if (found == 0)
+                ctl_errx("no task %s", id);
+        else
+                rc = print_show(opts, task, events);
+out:
+        json_decref(events);
+        json_decref(task);
+        PQfinish(conn);
+        free(conninfo);
+        return rc;
+}
+
 /* ---- command line ---- */
 
-enum { OPT_SOCKET = 256, OPT_JSON, OPT_VERSION };
+enum { OPT_SOCKET = 256, OPT_DATABASE, OPT_JSON, OPT_VERSION };
 
 static const struct option long_options[] = {
-    {"config", required_argument, NULL, 'c'},    {"socket", required_argument, NULL, OPT_SOCKET},
-    {"json", no_argument, NULL, OPT_JSON},       {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0},
+    {"config", required_argument, NULL, 'c'},
+    {"socket", required_argument, NULL, OPT_SOCKET},
+    {"database", required_argument, NULL, OPT_DATABASE},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
 };
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -864,6 +1635,9 @@ static int parse_options(int argc, char **argv, struct ctl_opts *opts)
                         break;
                 case OPT_SOCKET:
                         opts->socket_path = optarg;
+                        break;
+                case OPT_DATABASE:
+                        opts->database = optarg;
                         break;
                 case OPT_JSON:
                         opts->json = 1;

@@ -28,6 +28,9 @@ int main(void)
         sr = srunner_create(schema_suite());
         srunner_add_suite(sr, pool_suite());
         srunner_add_suite(sr, ctl_suite());
+        srunner_add_suite(sr, show_suite());
+        srunner_add_suite(sr, agents_suite());
+        srunner_add_suite(sr, chimera_suite());
         srunner_run_all(sr, CK_NORMAL);
         failed = srunner_ntests_failed(sr);
         srunner_free(sr);

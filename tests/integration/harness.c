@@ -174,6 +174,9 @@ void h_write_config(int pool_size, const char *extra)
                 "\"builtin:sleep\"}}},\n"
                 "    \"fail\": {\"initial\": \"run\", \"phases\": {\"run\": {\"agent\": "
                 "\"builtin:fail\"}}},\n"
+                "    \"loop\": {\"initial\": \"a\", \"max_transitions\": 3, \"phases\": {\n"
+                "      \"a\": {\"agent\": \"builtin:fail\", \"on_failure\": \"b\"},\n"
+                "      \"b\": {\"agent\": \"builtin:noop\", \"on_success\": \"a\"}}},\n"
                 "    \"flaky\": {\"initial\": \"run\", \"phases\": {\"run\": {\"agent\": "
                 "\"builtin:fail\",\n"
                 "      \"params\": {\"transient\": true, \"message\": \"try again later\"}}}},\n"
@@ -367,4 +370,102 @@ void h_read_file(const char *path, char *buf, size_t size)
         n = fread(buf, 1, size - 1, f);
         buf[n] = '\0';
         fclose(f);
+}
+
+const char *h_repo_path(const char *rel)
+{
+        static char path[4][1024];
+        static int next;
+        const char *build = getenv("CHIMERA_BUILD_DIR");
+        char *p = path[next++ % 4];
+        size_t n;
+
+        if (build == NULL || *build == '\0') {
+                snprintf(p, sizeof(path[0]), "%s", rel);
+                return p;
+        }
+        /* The parent of the build directory, without trailing slashes. */
+        n = strlen(build);
+        while (n > 1 && build[n - 1] == '/')
+                n--;
+        while (n > 0 && build[n - 1] != '/')
+                n--;
+        while (n > 1 && build[n - 1] == '/')
+                n--;
+        if (n == 0)
+                snprintf(p, sizeof(path[0]), "%s", rel);
+        else
+                snprintf(p, sizeof(path[0]), "%.*s/%s", (int)n, build, rel);
+        return p;
+}
+
+void h_write_config_text(const char *text)
+{
+        FILE *f = fopen(H.config, "w");
+
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_ge(fputs(text, f), 0);
+        ck_assert_int_eq(fclose(f), 0);
+}
+
+/*
+ * Reads /proc/PID/NAME (NUL-separated strings) into buf, NUL-terminated;
+ * returns its length, 0 when the process is gone or not ours to read.
+ */
+static size_t read_proc(const char *pid, const char *name, char *buf, size_t size)
+{
+        char path[300];
+        size_t n;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%s/%s", pid, name);
+        f = fopen(path, "r");
+        if (f == NULL)
+                return 0;
+        n = fread(buf, 1, size - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        return n;
+}
+
+static bool env_has(const char *pid, const char *entry)
+{
+        static char env[1 << 16];
+        size_t n = read_proc(pid, "environ", env, sizeof(env));
+
+        for (size_t i = 0; i < n; i += strlen(env + i) + 1) {
+                if (strcmp(env + i, entry) == 0)
+                        return true;
+        }
+        return false;
+}
+
+static bool cmdline_has(const char *pid, const char *part)
+{
+        static char cmd[1 << 14];
+        size_t n = read_proc(pid, "cmdline", cmd, sizeof(cmd));
+
+        for (size_t i = 0; n > 0 && i < n - 1; i++) {
+                if (cmd[i] == '\0')
+                        cmd[i] = ' ';
+        }
+        return n > 0 && strstr(cmd, part) != NULL;
+}
+
+int h_count_procs_with_env(const char *var_value, const char *cmdline_part)
+{
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        int n = 0;
+
+        ck_assert_ptr_nonnull(d);
+        while ((e = readdir(d)) != NULL) {
+                if (e->d_name[0] < '1' || e->d_name[0] > '9')
+                        continue;
+                if (env_has(e->d_name, var_value) &&
+                    (cmdline_part == NULL || cmdline_has(e->d_name, cmdline_part)))
+                        n++;
+        }
+        closedir(d);
+        return n;
 }

@@ -82,4 +82,22 @@ int h_wait_exit(pid_t pid, int timeout_ms);
 /* Reads a file (a log) into buf. */
 void h_read_file(const char *path, char *buf, size_t size);
 
+/*
+ * Path of rel ("examples/agents/coder") in the source tree, which is the
+ * parent of CHIMERA_BUILD_DIR (the current directory when that is unset),
+ * in a static buffer; like h_bin, the last four results stay valid.
+ */
+const char *h_repo_path(const char *rel);
+
+/* Writes text, a complete config, to H.config. */
+void h_write_config_text(const char *text);
+
+/*
+ * Counts the live processes whose environment, as their exec left it, holds
+ * the entry var_value ("CHIMERA_TRACE_ID=..."): a way to find every process
+ * of one agent run, however it forked.  With cmdline_part, only those whose
+ * command line (arguments joined by spaces) contains it count.
+ */
+int h_count_procs_with_env(const char *var_value, const char *cmdline_part);
+
 #endif

@@ -7,6 +7,9 @@
 Suite *schema_suite(void);
 Suite *pool_suite(void);
 Suite *ctl_suite(void);
+Suite *show_suite(void);
+Suite *chimera_suite(void);
+Suite *agents_suite(void);
 
 /* A test case with the per-test database fixture and a generous timeout. */
 TCase *h_tcase(const char *name);
