@@ -71,6 +71,9 @@ CTL_OBJS        = $(call obj,$(CTL_SRCS))
 UNIT_OBJS       = $(call obj,$(UNIT_SRCS))
 INTEG_OBJS      = $(call obj,$(INTEG_SRCS))
 
+EXAMPLE_AGENTS = examples/agents/e2e-tester examples/agents/coder examples/agents/guardian \
+                 examples/agents/deployer examples/agents/validator
+
 PROGRAMS = $(BUILD)/chimerad $(BUILD)/chimera-worker $(BUILD)/chimera-ctl
 
 .PHONY: all check unit integration demo demo-stop deps install clean format \
@@ -140,8 +143,15 @@ install: all
 	install -m 755 $(BUILD)/chimera-ctl $(DESTDIR)$(BINDIR)/chimera-ctl
 	install -m 755 $(BUILD)/chimera-worker $(DESTDIR)$(LIBEXECDIR)/chimera-worker
 	install -m 644 $(SQL_SRCS) $(DESTDIR)$(DATADIR)/sql/
-	test -e $(DESTDIR)$(SYSCONFDIR)/chimerad.json || \
-	  install -m 640 packaging/chimerad.json $(DESTDIR)$(SYSCONFDIR)/chimerad.json
+	install -d $(DESTDIR)$(LIBEXECDIR)/agents
+	install -m 755 $(EXAMPLE_AGENTS) $(DESTDIR)$(LIBEXECDIR)/agents/
+	install -m 644 examples/agents/common.sh $(DESTDIR)$(LIBEXECDIR)/agents/
+	# The default config names the agents where this install puts them; an
+	# existing config is never overwritten.
+	test -e $(DESTDIR)$(SYSCONFDIR)/chimerad.json || { \
+	  sed 's|/usr/lib/chimera/|$(LIBEXECDIR)/|g' packaging/chimerad.json \
+	    > $(DESTDIR)$(SYSCONFDIR)/chimerad.json && \
+	  chmod 640 $(DESTDIR)$(SYSCONFDIR)/chimerad.json; }
 
 clean:
 	rm -rf build build-san

@@ -44,6 +44,11 @@ static const struct field_rule task_rules[] = {
 static const struct field_rule progress_rules[] = {
     {"id", T_INT}, {"attempt", T_INT}, {"phase", T_STR}, {"event", T_STR}, {NULL, 0},
 };
+/* A "spawned" progress frame names the process group of the agent now running. */
+static const struct field_rule spawned_rules[] = {
+    {"pgid", T_INT},
+    {NULL, 0},
+};
 /* A "finished" progress frame carries the phase's outcome and the checkpoint. */
 static const struct field_rule finished_rules[] = {
     {"outcome", T_STR},
@@ -128,6 +133,8 @@ static int check_fields(json_t *msg, enum frame_type type, char *err, size_t err
         event = json_string_value(json_object_get(msg, "event"));
         if (strcmp(event, "started") == 0)
                 return 0;
+        if (strcmp(event, "spawned") == 0)
+                return check_rules(msg, type, spawned_rules, err, errsz);
         if (strcmp(event, "finished") == 0)
                 return check_rules(msg, type, finished_rules, err, errsz);
         snprintf(err, errsz, "progress frame with unknown event \"%.32s\"", event);

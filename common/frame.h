@@ -14,7 +14,9 @@
  *   worker -> supervisor   heartbeat {"type":"heartbeat","pid"}      (sent once
  *                                     when the worker is ready, and while idle)
  *                          progress  {"type":"progress","id","attempt","phase",
- *                                     "event":"started"}  when a phase starts, and
+ *                                     "event":"started"}  when a phase starts,
+ *                                    {..., "event":"spawned","pgid"}  when its agent
+ *                                     program runs in process group pgid, and
  *                                    {..., "event":"finished","outcome","state",
  *                                     "next"?, "duration_ms"?, "error"?}  after it
  *                          result    {"type":"result","id","attempt","status",

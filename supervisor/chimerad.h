@@ -36,6 +36,7 @@ struct task {
         char *trace_id;
         char *phase;        /* phase running now (from progress frames), or NULL */
         int64_t started_ms; /* monotonic, when it was handed to a worker */
+        pid_t agent_pgid;   /* process group of the agent program running now, or 0 */
 };
 
 enum worker_state {

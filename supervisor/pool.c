@@ -129,7 +129,12 @@ static void on_progress(struct worker *w, json_t *msg)
         const char *phase = json_string_value(json_object_get(msg, "phase"));
         json_t *detail;
 
+        if (strcmp(event, "spawned") == 0) {
+                w->task->agent_pgid = (pid_t)json_integer_value(json_object_get(msg, "pgid"));
+                return;
+        }
         if (strcmp(event, "started") == 0) {
+                w->task->agent_pgid = 0;
                 free(w->task->phase);
                 w->task->phase = util_strdup(phase);
                 queue_phase(q, w->task, "phase_started", phase, NULL, NULL);
@@ -411,6 +416,11 @@ static void worker_reaped(struct worker *w, int status)
         describe_status(status, how, sizeof(how));
         if (w->task != NULL) {
                 struct task *t = w->task;
+                /* The worker died under its agent: the agent must not run on beside the
+                 * retry.  Its group outlives the worker only while a member lives, so
+                 * the id cannot have been reused by then. */
+                if (t->agent_pgid > 1)
+                        kill(-t->agent_pgid, SIGKILL);
                 snprintf(err, sizeof(err), "worker %d %s%s%s%s%s", (int)w->pid, how,
                          w->kill_reason ? " after it " : "", w->kill_reason ? w->kill_reason : "",
                          t->phase ? " during phase " : "", t->phase ? t->phase : "");

@@ -28,10 +28,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent_proto.h"
+#include "frame.h"
 #include "log.h"
 #include "util.h"
 #include "worker.h"
@@ -181,12 +183,16 @@ static void move_fd(int fd, int target)
 }
 
 /* In the child: becomes the agent, or reports errno on the status pipe and exits. */
-static void exec_agent(int in, int out, int err, int status_fd, char **argv, char **envp,
-                       const char *cwd)
+static void exec_agent(pid_t worker, int in, int out, int err, int status_fd, char **argv,
+                       char **envp, const char *cwd)
 {
         int e;
 
         setpgid(0, 0);
+        /* If the worker dies, so does the agent (chimerad kills the rest of its group). */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != worker)
+                _exit(127);
         signal(SIGPIPE, SIG_DFL);
         move_fd(in, 0);
         move_fd(out, 1);
@@ -215,6 +221,8 @@ static int spawn(struct child *c, char **argv, char **envp, const char *cwd)
         if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
             pipe2(st, O_CLOEXEC) < 0)
                 return errno; /* the worker is out of fds: it exits after this task */
+        pid_t worker = getpid();
+
         c->pid = fork();
         if (c->pid < 0) {
                 e = errno;
@@ -223,7 +231,7 @@ static int spawn(struct child *c, char **argv, char **envp, const char *cwd)
                 return e;
         }
         if (c->pid == 0)
-                exec_agent(in[0], out[1], err[1], st[1], argv, envp, cwd);
+                exec_agent(worker, in[0], out[1], err[1], st[1], argv, envp, cwd);
         setpgid(c->pid, c->pid); /* also here, so that the group exists before we signal it */
         close(in[0]), close(out[1]), close(err[1]), close(st[1]);
         c->in = in[1];
@@ -376,6 +384,25 @@ static void supervise(struct child *c, int ctl_fd, int64_t timeout_ms, bool *tim
         }
 }
 
+/*
+ * Tells chimerad the agent's process group, so that it can kill the group
+ * if this worker dies while the agent runs.
+ */
+static void announce_pgid(int ctl_fd, json_t *request, const struct wf_phase *phase, pid_t pgid)
+{
+        json_t *msg = json_pack("{s:s, s:O, s:O, s:s, s:s, s:i}", "type", "progress", "id",
+                                json_object_get(request, "task_id"), "attempt",
+                                json_object_get(request, "attempt"), "phase", phase->name, "event",
+                                "spawned", "pgid", (int)pgid);
+        char err[256];
+
+        if (msg == NULL ||
+            frame_write_fd(ctl_fd, msg, FRAME_DEFAULT_MAX_SIZE, err, sizeof(err)) < 0)
+                log_warnx("cannot tell the supervisor about agent %s: %s", phase->agent,
+                          msg ? err : "out of memory");
+        json_decref(msg);
+}
+
 static void run_program(const struct wf_phase *phase, json_t *def, json_t *request, int ctl_fd,
                         struct agent_result *out)
 {
@@ -394,6 +421,7 @@ static void run_program(const struct wf_phase *phase, json_t *def, json_t *reque
         c.reqlen = strlen(c.req);
         x.exec_errno = spawn(&c, argv, envp, json_string_value(json_object_get(def, "cwd")));
         if (x.exec_errno == 0) {
+                announce_pgid(ctl_fd, request, phase, c.pid);
                 supervise(&c, ctl_fd, phase->timeout_ms, &x.timed_out);
                 finish_child(&c);
         }

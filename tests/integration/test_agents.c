@@ -233,6 +233,27 @@ START_TEST(hanging_agent_is_killed_at_its_timeout_with_its_children)
 }
 END_TEST
 
+START_TEST(agent_does_not_outlive_a_killed_worker)
+{
+        pid_t sup, pids[4];
+        int n;
+
+        one_agent_config(script("agent", "sleep 876543 &\nsleep 876544\n"), "5m", NULL);
+        sup = h_start_chimerad(H.config, "chimerad");
+        h_exec("INSERT INTO chimera.tasks (workflow, max_attempts) VALUES ('w', 1)");
+        for (int i = 0; i < 1500 && processes_with("sleep 87654") < 2; i++)
+                usleep(20000);
+        ck_assert_int_eq(processes_with("sleep 87654"), 2);
+        n = h_children(sup, "chimera-worker", pids, 4);
+        for (int i = 0; i < n; i++)
+                kill(pids[i], SIGKILL);
+        ck_assert(h_wait_int("SELECT count(*) FROM chimera.tasks WHERE status = 'dead'", 1, 30000));
+        for (int i = 0; i < 500 && processes_with("sleep 87654") > 0; i++)
+                usleep(20000);
+        ck_assert_int_eq(processes_with("sleep 87654"), 0);
+}
+END_TEST
+
 START_TEST(output_past_the_limit_fails_without_harming_the_worker)
 {
         char err[1024];
@@ -261,6 +282,7 @@ Suite *agents_suite(void)
         tcase_add_test(tc, agent_that_cannot_be_executed_fails_clearly);
         tcase_add_test(tc, exit_75_is_retried_and_other_exits_fail);
         tcase_add_test(tc, hanging_agent_is_killed_at_its_timeout_with_its_children);
+        tcase_add_test(tc, agent_does_not_outlive_a_killed_worker);
         tcase_add_test(tc, output_past_the_limit_fails_without_harming_the_worker);
         suite_add_tcase(s, tc);
         return s;
