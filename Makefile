@@ -60,7 +60,9 @@ UNIT_SRCS   = tests/unit/check_unit.c tests/unit/check_util.c tests/unit/check_f
 INTEG_SRCS  = tests/integration/check_integration.c tests/integration/harness.c \
               tests/integration/test_queue.c tests/integration/test_pool.c \
               tests/integration/test_ctl.c tests/integration/test_show.c \
-              tests/integration/test_chimera.c tests/integration/test_agents.c
+              tests/integration/test_chimera.c tests/integration/test_agents.c \
+              tests/integration/test_faults.c tests/integration/test_retry.c \
+              tests/integration/test_lifecycle.c
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(patsubst $(BUILD)/%,%,$(1)))
 

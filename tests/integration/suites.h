@@ -10,6 +10,9 @@ Suite *ctl_suite(void);
 Suite *show_suite(void);
 Suite *chimera_suite(void);
 Suite *agents_suite(void);
+Suite *faults_suite(void);
+Suite *retry_suite(void);
+Suite *lifecycle_suite(void);
 
 /* A test case with the per-test database fixture and a generous timeout. */
 TCase *h_tcase(const char *name);

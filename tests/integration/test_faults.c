@@ -1,0 +1,8 @@
+/* test_faults.c - (being written) */
+#include "harness.h"
+#include "suites.h"
+
+Suite *faults_suite(void)
+{
+        return suite_create("faults");
+}
