@@ -51,6 +51,7 @@ COMMON_SRCS = common/log.c common/util.c common/frame.c common/config.c \
 SQL_SRCS    = $(sort $(wildcard sql/*.sql))
 SUPERVISOR_SRCS = supervisor/chimerad.c supervisor/pool.c supervisor/db.c \
                   supervisor/queue.c supervisor/control.c supervisor/migrate.c \
+                  supervisor/breaker.c \
                   $(BUILD)/sql_migrations.c
 WORKER_SRCS = worker/chimera-worker.c worker/runner.c worker/agent.c worker/agent_proto.c
 CTL_SRCS    = ctl/chimera-ctl.c

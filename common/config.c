@@ -97,12 +97,19 @@ static const struct key_spec pool_keys[] = {
     INT_KEY("size", CFG(pool_size), 1, 1024),
     INT_KEY("max_tasks_per_worker", CFG(pool_max_tasks_per_worker), 0, INT_MAX),
     SIZE_KEY("max_frame_size", CFG(pool_max_frame_size), 4 * KB, GB),
+    SIZE_KEY("max_worker_rss", CFG(pool_max_worker_rss), 0, 1024 * GB),
     END_KEYS,
 };
 
 static const struct key_spec retry_keys[] = {
     DURATION_KEY("base", CFG(retry_base_ms), 1),
     DURATION_KEY("max", CFG(retry_max_ms), 1),
+    END_KEYS,
+};
+
+static const struct key_spec breaker_keys[] = {
+    INT_KEY("failures", CFG(breaker_failures), 0, 1000000),
+    DURATION_KEY("cooldown", CFG(breaker_cooldown_ms), 1),
     END_KEYS,
 };
 
@@ -128,6 +135,7 @@ static const struct key_spec top_keys[] = {
     DURATION_KEY("lease", CFG(lease_ms), 1000),
     DURATION_KEY("shutdown_timeout", CFG(shutdown_timeout_ms), 0),
     OBJECT_KEY("retry", retry_keys),
+    OBJECT_KEY("circuit_breaker", breaker_keys),
     DURATION_KEY("retention", CFG(retention_ms), 0),
     OBJECT_KEY("http", http_keys),
     OBJECT_KEY("log", log_keys),
@@ -661,6 +669,8 @@ static struct config *config_new(const char *origin)
         cfg->shutdown_timeout_ms = 30 * 1000;
         cfg->retry_base_ms = 1000;
         cfg->retry_max_ms = 10 * 60 * 1000;
+        cfg->breaker_failures = 5;
+        cfg->breaker_cooldown_ms = 30 * 1000;
         cfg->retention_ms = 7LL * 24 * 3600 * 1000;
         cfg->log_level = LOG_LEVEL_INFO;
         cfg->log_format = LOG_FORMAT_TEXT;

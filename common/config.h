@@ -40,6 +40,7 @@ struct config {
         int pool_size;                 /* "pool.size", default 4, 1..1024 */
         int pool_max_tasks_per_worker; /* "pool.max_tasks_per_worker", default 0 = no limit */
         int64_t pool_max_frame_size;   /* "pool.max_frame_size", default "16MB", 4KB..1GB */
+        int64_t pool_max_worker_rss;   /* "pool.max_worker_rss", default 0 = no limit */
 
         char **queues; /* "queues": array of names, default ["default"]; never empty */
         size_t nqueues;
@@ -50,6 +51,8 @@ struct config {
         int64_t retry_base_ms;       /* "retry.base", default "1s" */
         int64_t retry_max_ms;        /* "retry.max", default "10m" */
         int64_t retention_ms;        /* "retention", default "7d" */
+        int breaker_failures;        /* "circuit_breaker.failures", default 5; 0 = off */
+        int64_t breaker_cooldown_ms; /* "circuit_breaker.cooldown", default "30s" */
 
         char *http_listen;     /* "http.listen", "HOST:PORT", default NULL = off */
         char *http_token_file; /* "http.token_file", default NULL */

@@ -143,3 +143,17 @@ const char *util_json_kind(const json_t *v)
         }
         return "an unknown value";
 }
+
+void util_format_ms(int64_t ms, char *buf, size_t size)
+{
+        if (ms < 1000)
+                snprintf(buf, size, "%lldms", (long long)ms);
+        else if (ms < 60000 && ms % 1000 != 0)
+                snprintf(buf, size, "%.1fs", (double)ms / 1000.0);
+        else if (ms < 60000 || ms % 60000 != 0)
+                snprintf(buf, size, "%llds", (long long)(ms / 1000));
+        else if (ms < 3600000 || ms % 3600000 != 0)
+                snprintf(buf, size, "%lldm", (long long)(ms / 60000));
+        else
+                snprintf(buf, size, "%lldh", (long long)(ms / 3600000));
+}

@@ -23,8 +23,8 @@
 #define WF_DURATION_HINT "expected a duration such as \"30s\" or \"5m\""
 
 static const char *const builtin_agents[] = {"builtin:noop", "builtin:sleep", "builtin:fail", NULL};
-static const char *const definition_keys[] = {"initial", "phases", "max_transitions", "required",
-                                              NULL};
+static const char *const definition_keys[] = {"initial",  "phases",  "max_transitions",
+                                              "required", "timeout", NULL};
 static const char *const phase_keys[] = {"agent",      "action", "timeout", "on_success",
                                          "on_failure", "params", NULL};
 
@@ -347,6 +347,25 @@ static int parse_max_transitions(struct wf_parser *p, json_t *def)
         return 0;
 }
 
+/* The whole task's timeout: optional, and then greater than 0. */
+static int parse_task_timeout(struct wf_parser *p, json_t *def)
+{
+        json_t *v = json_object_get(def, "timeout");
+        char where[WF_PATH_MAX];
+
+        p->wf->timeout_ms = 0;
+        if (v == NULL)
+                return 0;
+        join_path(where, p->path, "timeout");
+        if (!json_is_string(v))
+                return wf_error(p, where, WF_DURATION_HINT ", got %s", util_json_kind(v));
+        if (util_parse_duration(json_string_value(v), &p->wf->timeout_ms) < 0)
+                return wf_error(p, where, WF_DURATION_HINT);
+        if (p->wf->timeout_ms <= 0)
+                return wf_error(p, where, "expected a duration greater than 0");
+        return 0;
+}
+
 static int parse_required(struct wf_parser *p, json_t *def)
 {
         json_t *v = json_object_get(def, "required");
@@ -476,7 +495,7 @@ struct workflow *workflow_parse(const char *name, json_t *def, const char *path,
         }
         if (check_keys(&p, def, p.path, definition_keys) < 0 || parse_phases(&p, def) < 0 ||
             parse_initial(&p, def) < 0 || parse_max_transitions(&p, def) < 0 ||
-            parse_required(&p, def) < 0 || check_graph(&p) < 0)
+            parse_task_timeout(&p, def) < 0 || parse_required(&p, def) < 0 || check_graph(&p) < 0)
                 goto fail;
         return wf;
 fail:

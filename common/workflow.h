@@ -37,7 +37,8 @@ struct workflow {
         char *name;
         int initial; /* index into phases */
         int max_transitions;
-        char **required; /* payload fields that must be present */
+        int64_t timeout_ms; /* "timeout" of the whole task, enforced by chimerad; 0 = none */
+        char **required;    /* payload fields that must be present */
         size_t nrequired;
         struct wf_phase *phases;
         size_t nphases;

@@ -25,6 +25,7 @@
 
 #include <event2/event.h>
 
+#include "breaker.h"
 #include "chimerad.h"
 #include "control.h"
 #include "db.h"
@@ -119,7 +120,7 @@ static void shutdown_timeout_cb(evutil_socket_t fd, short what, void *arg)
                 log_warnx("shutdown_timeout reached with %d tasks running: stopping them; they "
                           "go back to the queue without using an attempt",
                           pool_busy_count(&sv->pool));
-                pool_kill_busy(&sv->pool, "shutdown_timeout");
+                pool_kill_busy(&sv->pool, "was stopped at shutdown_timeout");
                 return;
         }
         /* Still stopping: the database has not taken the last writes. */
@@ -148,10 +149,55 @@ static void terminate_cb(evutil_socket_t sig, short what, void *arg)
         supervisor_maybe_finish(sv);
 }
 
+/*
+ * Settings a reload cannot change: they are bound to what is already open
+ * (the socket, the connection, the worker slots).  The new config keeps the
+ * running values, with a warning, rather than being refused whole.
+ */
+static void keep_fixed_settings(const struct config *old, struct config *cfg)
+{
+        if (strcmp(old->control_socket, cfg->control_socket) != 0) {
+                log_warnx("SIGHUP: control_socket changed; restart chimerad to apply it");
+                free(cfg->control_socket);
+                cfg->control_socket = util_strdup(old->control_socket);
+        }
+        if ((old->database == NULL) != (cfg->database == NULL) ||
+            (old->database != NULL && strcmp(old->database, cfg->database) != 0)) {
+                log_warnx("SIGHUP: database changed; restart chimerad to apply it");
+                free(cfg->database);
+                cfg->database = util_strdup(old->database);
+        }
+        if (old->pool_size != cfg->pool_size) {
+                log_warnx("SIGHUP: pool.size changed; restart chimerad to apply it");
+                cfg->pool_size = old->pool_size;
+        }
+}
+
+/*
+ * SIGHUP: reads the config again.  A config that does not load is refused
+ * with a log line and the running one stays; a good one replaces it at
+ * once for everything claimed from now on, and the workers are replaced
+ * one by one as they finish their current task.
+ */
 static void hup_cb(evutil_socket_t sig, short what, void *arg)
 {
-        log_warnx("SIGHUP: configuration reload is not supported yet; restart chimerad to "
-                  "apply a new configuration");
+        struct supervisor *sv = arg;
+        struct config *cfg, *old = sv->cfg;
+        char err[1024];
+
+        cfg = config_load(sv->config_path, err, sizeof(err));
+        if (cfg == NULL) {
+                log_warnx("SIGHUP: keeping the running configuration: %s", err);
+                return;
+        }
+        keep_fixed_settings(old, cfg);
+        sv->cfg = cfg;
+        log_init("chimerad", cfg->log_level, cfg->log_format);
+        queue_reconfigure(sv->queue);
+        pool_reconfigure(&sv->pool);
+        config_free(old);
+        log_info("SIGHUP: configuration reloaded from %s (%zu workflows, %zu agents)",
+                 sv->config_path, cfg->nworkflows, cfg->nagents);
 }
 
 static void database_state_cb(bool up, void *arg)
@@ -203,6 +249,7 @@ static int run(struct supervisor *sv)
         sv->db = db_new(sv->base, database_conninfo(sv->cfg), "chimera_tasks", database_state_cb,
                         database_notify_cb, sv);
         sv->queue = queue_new(sv);
+        sv->breakers = breakers_new();
         if (pool_start(&sv->pool, sv) < 0)
                 fatalx("cannot start the worker pool");
         redacted = db_redact(database_conninfo(sv->cfg));
@@ -222,6 +269,7 @@ static void supervisor_free(struct supervisor *sv)
 {
         pool_free(&sv->pool);
         queue_free(sv->queue);
+        breakers_free(sv->breakers);
         db_free(sv->db);
         control_free(sv->control);
         if (sv->sig_term != NULL) {

@@ -20,6 +20,7 @@
 
 struct db;
 struct control;
+struct breakers;
 
 enum sup_state {
         SUP_STARTING, /* waiting for the database and the schema check */
@@ -37,6 +38,7 @@ struct task {
         char *phase;        /* phase running now (from progress frames), or NULL */
         int64_t started_ms; /* monotonic, when it was handed to a worker */
         pid_t agent_pgid;   /* process group of the agent program running now, or 0 */
+        int64_t timeout_ms; /* the workflow's task timeout, 0 for none */
 };
 
 enum worker_state {
@@ -54,10 +56,13 @@ struct worker {
         enum worker_state state;
         struct task *task; /* owned; non-NULL only while W_BUSY or being killed */
         unsigned tasks_done;
+        unsigned generation; /* the pool's generation when it was spawned */
         int64_t state_since_ms;
         int64_t spawned_ms;
         char *kill_reason; /* why we killed it, for the task's error; owned */
+        bool requeue;      /* its task goes back uncharged (killed at shutdown_timeout) */
         struct event *respawn_ev;
+        struct event *timeout_ev; /* the running task's workflow timeout */
         struct pool *pool;
 };
 
@@ -66,8 +71,9 @@ struct pool {
         struct worker *workers;
         int size;
         char worker_path[4096 + 64];
-        int crash_streak;  /* workers that died soon after start, in a row */
-        unsigned restarts; /* respawns since start */
+        int crash_streak;    /* workers that died soon after start, in a row */
+        unsigned generation; /* bumped by each reload; older workers are replaced */
+        unsigned restarts;   /* respawns since start */
 };
 
 /* Counters reported by status. */
@@ -94,6 +100,7 @@ struct supervisor {
         struct db *db;
         struct control *control;
         struct queue *queue;
+        struct breakers *breakers;
         struct sup_stats stats;
 
         struct event *sig_term, *sig_int, *sig_hup, *sig_chld;
@@ -113,6 +120,8 @@ int pool_dispatch(struct pool *pool, struct task *task, const char *frame, size_
     __attribute__((warn_unused_result));
 void pool_reap_cb(evutil_socket_t sig, short events, void *arg);
 void pool_shutdown(struct pool *pool);
+/* The config was reloaded: replace every worker, idle ones now, busy ones after their task. */
+void pool_reconfigure(struct pool *pool);
 void pool_kill_busy(struct pool *pool, const char *reason);
 bool pool_all_exited(const struct pool *pool);
 void pool_free(struct pool *pool);

@@ -20,6 +20,7 @@
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
 
+#include "breaker.h"
 #include "chimerad.h"
 #include "control.h"
 #include "db.h"
@@ -102,9 +103,10 @@ static void status_counts_cb(json_t *counts, void *arg)
                 db = json_pack("{s:b}", "up", 1);
         else
                 db = json_pack("{s:b, s:s}", "up", 0, "error", db_last_error(sv->db));
-        conn_reply(c, json_pack("{s:b, s:o, s:o, s:o, s:O?}", "ok", 1, "supervisor",
+        conn_reply(c, json_pack("{s:b, s:o, s:o, s:o, s:O?, s:o}", "ok", 1, "supervisor",
                                 supervisor_json(sv), "database", db, "pool",
-                                pool_status_json(&sv->pool), "tasks", counts));
+                                pool_status_json(&sv->pool), "tasks", counts, "breakers",
+                                breakers_status_json(sv->breakers)));
         conn_maybe_free(c);
 }
 

@@ -29,6 +29,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
+#include "breaker.h"
 #include "chimerad.h"
 #include "frame.h"
 #include "log.h"
@@ -42,6 +43,7 @@
 static int worker_spawn(struct worker *w);
 static void worker_kill(struct worker *w, const char *reason);
 static void send_shutdown(struct worker *w);
+static bool worker_should_recycle(struct worker *w);
 
 void task_free(struct task *task)
 {
@@ -91,6 +93,19 @@ static void find_worker_path(struct pool *pool)
                  CHIMERA_LIBEXECDIR);
 }
 
+/* The workflow's timeout for the whole task passed: the worker goes, the task is retried. */
+static void task_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+        struct worker *w = arg;
+        char reason[96], when[32];
+
+        if (w->task == NULL)
+                return;
+        util_format_ms(w->task->timeout_ms, when, sizeof(when));
+        snprintf(reason, sizeof(reason), "ran its task past the workflow timeout of %s", when);
+        worker_kill(w, reason);
+}
+
 int pool_start(struct pool *pool, struct supervisor *sv)
 {
         pool->sv = sv;
@@ -106,6 +121,9 @@ int pool_start(struct pool *pool, struct supervisor *sv)
                 w->slot = i;
                 w->pool = pool;
                 w->pid = -1;
+                w->timeout_ev = evtimer_new(sv->base, task_timeout_cb, w);
+                if (w->timeout_ev == NULL)
+                        fatalx("%s: evtimer_new", __func__);
                 set_state(w, W_DEAD);
                 if (worker_spawn(w) < 0)
                         return -1;
@@ -140,6 +158,10 @@ static void on_progress(struct worker *w, json_t *msg)
                 queue_phase(q, w->task, "phase_started", phase, NULL, NULL);
                 return;
         }
+        if (json_is_string(json_object_get(msg, "agent")))
+                breakers_record(w->pool->sv->breakers, w->pool->sv->cfg,
+                                json_string_value(json_object_get(msg, "agent")),
+                                json_is_true(json_object_get(msg, "fault")));
         detail = json_pack("{s:O*, s:O*, s:O*, s:O*, s:O*}", "outcome",
                            json_object_get(msg, "outcome"), "next", json_object_get(msg, "next"),
                            "duration_ms", json_object_get(msg, "duration_ms"), "error",
@@ -167,6 +189,10 @@ static void on_result(struct worker *w, json_t *msg)
                 log_info("task %lld failed: %s (workflow %s, attempt %d, trace %s, worker %d)",
                          (long long)t->id, error ? error : "no reason given", t->workflow,
                          t->attempt, t->trace_id, (int)w->pid);
+        } else if (strcmp(status, "defer") == 0) {
+                log_info("task %lld deferred: %s (workflow %s, attempt %d, trace %s)",
+                         (long long)t->id, error ? error : "agent paused", t->workflow, t->attempt,
+                         t->trace_id);
         } else {
                 sv->stats.retried++;
                 log_info("task %lld will be retried: %s (workflow %s, attempt %d, trace %s)",
@@ -177,20 +203,66 @@ static void on_result(struct worker *w, json_t *msg)
                      json_incref(json_object_get(msg, "state")));
         task_free(t);
         w->task = NULL;
+        evtimer_del(w->timeout_ev);
         w->tasks_done++;
         set_state(w, W_IDLE);
-        if (sv->cfg->pool_max_tasks_per_worker > 0 &&
-            w->tasks_done >= (unsigned)sv->cfg->pool_max_tasks_per_worker) {
-                send_shutdown(w); /* recycled: replaced by a fresh one when it exits */
+        if (worker_should_recycle(w)) {
+                send_shutdown(w); /* replaced by a fresh one when it exits */
                 return;
         }
         supervisor_maybe_finish(sv);
         queue_kick(sv->queue);
 }
 
+/* Resident set size of pid in bytes, from /proc; 0 when unknown. */
+static int64_t process_rss(pid_t pid)
+{
+        char path[64];
+        long long pages = 0, rss = 0;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
+        f = fopen(path, "re");
+        if (f == NULL)
+                return 0;
+        if (fscanf(f, "%lld %lld", &pages, &rss) != 2)
+                rss = 0;
+        fclose(f);
+        return (int64_t)rss * sysconf(_SC_PAGESIZE);
+}
+
+/*
+ * A worker is replaced after pool.max_tasks_per_worker tasks, or when it
+ * has grown past pool.max_worker_rss (a leak in an agent library or a huge
+ * payload should not stay resident forever), as php-fpm's pm.max_requests.
+ */
+static bool worker_should_recycle(struct worker *w)
+{
+        const struct config *cfg = w->pool->sv->cfg;
+        int64_t rss;
+
+        if (w->generation != w->pool->generation) {
+                log_debug("worker %d predates the reload: replacing it", (int)w->pid);
+                return true;
+        }
+        if (cfg->pool_max_tasks_per_worker > 0 &&
+            w->tasks_done >= (unsigned)cfg->pool_max_tasks_per_worker) {
+                log_debug("worker %d did %u tasks: replacing it", (int)w->pid, w->tasks_done);
+                return true;
+        }
+        if (cfg->pool_max_worker_rss > 0 &&
+            (rss = process_rss(w->pid)) > cfg->pool_max_worker_rss) {
+                log_info("worker %d uses %lld bytes, above pool.max_worker_rss: replacing it",
+                         (int)w->pid, (long long)rss);
+                return true;
+        }
+        return false;
+}
+
 static bool result_status_valid(const char *s)
 {
-        return strcmp(s, "succeeded") == 0 || strcmp(s, "failed") == 0 || strcmp(s, "retry") == 0;
+        return strcmp(s, "succeeded") == 0 || strcmp(s, "failed") == 0 || strcmp(s, "retry") == 0 ||
+               strcmp(s, "defer") == 0;
 }
 
 /* Acts on one decoded frame.  Returns -1 with reason when the worker must go. */
@@ -334,6 +406,7 @@ static int worker_spawn(struct worker *w)
         w->pid = pid;
         w->spawned_ms = util_now_ms();
         w->tasks_done = 0;
+        w->generation = pool->generation;
         set_state(w, W_STARTING);
         log_debug("spawned worker %d in slot %d", (int)pid, w->slot);
         return 0;
@@ -370,7 +443,12 @@ static void respawn_cb(evutil_socket_t fd, short what, void *arg)
                 fatalx("cannot start a worker");
 }
 
-static void schedule_respawn(struct worker *w)
+/*
+ * Refills a slot.  A worker that died by itself (not told to stop) soon
+ * after it started, without finishing a task, counts as a crash: each one
+ * in a row doubles the wait before the next spawn, up to 30 s.
+ */
+static void schedule_respawn(struct worker *w, bool crashed)
 {
         struct pool *pool = w->pool;
         int64_t lived = util_now_ms() - w->spawned_ms, delay = 0;
@@ -378,7 +456,7 @@ static void schedule_respawn(struct worker *w)
 
         if (pool->sv->state >= SUP_DRAINING)
                 return;
-        if (lived < RESPAWN_QUICK_MS && w->tasks_done == 0) {
+        if (crashed && lived < RESPAWN_QUICK_MS && w->tasks_done == 0) {
                 pool->crash_streak++;
                 delay = 100;
                 for (int i = 1; i < pool->crash_streak && delay < RESPAWN_MAX_DELAY_MS; i++)
@@ -412,6 +490,9 @@ static void worker_reaped(struct worker *w, int status)
 {
         struct supervisor *sv = w->pool->sv;
         char how[96], err[512];
+        /* Told to stop (shutdown frame, recycling, reload) and exited cleanly: no crash. */
+        bool crashed = !(w->state == W_STOPPING && w->kill_reason == NULL && WIFEXITED(status) &&
+                         WEXITSTATUS(status) == 0);
 
         describe_status(status, how, sizeof(how));
         if (w->task != NULL) {
@@ -424,8 +505,8 @@ static void worker_reaped(struct worker *w, int status)
                 snprintf(err, sizeof(err), "worker %d %s%s%s%s%s", (int)w->pid, how,
                          w->kill_reason ? " after it " : "", w->kill_reason ? w->kill_reason : "",
                          t->phase ? " during phase " : "", t->phase ? t->phase : "");
-                if (sv->state >= SUP_DRAINING && w->kill_reason != NULL &&
-                    strcmp(w->kill_reason, "shutdown_timeout") == 0) {
+                evtimer_del(w->timeout_ev);
+                if (w->requeue) {
                         queue_finish(sv->queue, t, "requeue", NULL, err, NULL);
                 } else {
                         log_warnx("task %lld: %s; it will be retried", (long long)t->id, err);
@@ -443,9 +524,10 @@ static void worker_reaped(struct worker *w, int status)
         }
         free(w->kill_reason);
         w->kill_reason = NULL;
+        w->requeue = false;
         w->pid = -1;
         set_state(w, W_DEAD);
-        schedule_respawn(w);
+        schedule_respawn(w, crashed);
 }
 
 void pool_reap_cb(evutil_socket_t sig, short events, void *arg)
@@ -505,6 +587,11 @@ int pool_dispatch(struct pool *pool, struct task *task, const char *frame, size_
                 task->started_ms = util_now_ms();
                 w->task = task;
                 set_state(w, W_BUSY);
+                if (task->timeout_ms > 0) {
+                        struct timeval tv = {task->timeout_ms / 1000,
+                                             (task->timeout_ms % 1000) * 1000};
+                        evtimer_add(w->timeout_ev, &tv);
+                }
                 log_debug("task %lld attempt %d -> worker %d", (long long)task->id, task->attempt,
                           (int)w->pid);
                 return 0;
@@ -542,12 +629,24 @@ void pool_shutdown(struct pool *pool)
         }
 }
 
+void pool_reconfigure(struct pool *pool)
+{
+        pool->generation++;
+        for (int i = 0; i < pool->size; i++) {
+                struct worker *w = &pool->workers[i];
+                if (w->state == W_IDLE)
+                        send_shutdown(w);
+        }
+}
+
 void pool_kill_busy(struct pool *pool, const char *reason)
 {
         for (int i = 0; i < pool->size; i++) {
                 struct worker *w = &pool->workers[i];
-                if (w->task != NULL)
+                if (w->task != NULL) {
+                        w->requeue = true;
                         worker_kill(w, reason);
+                }
         }
 }
 
@@ -567,6 +666,8 @@ void pool_free(struct pool *pool)
                         bufferevent_free(w->bev);
                 if (w->respawn_ev != NULL)
                         event_free(w->respawn_ev);
+                if (w->timeout_ev != NULL)
+                        event_free(w->timeout_ev);
                 task_free(w->task);
                 free(w->kill_reason);
         }
@@ -597,7 +698,7 @@ json_t *pool_status_json(const struct pool *pool)
                               t ? json_integer(t->attempt) : json_null(), "busy_ms",
                               t ? json_integer(now - t->started_ms) : json_null()));
         }
-        return json_pack("{s:i, s:i, s:i, s:i, s:I, s:o}", "size", pool->size, "busy", busy, "idle",
-                         idle, "starting", starting, "restarts", (json_int_t)pool->restarts,
-                         "workers", workers);
+        return json_pack("{s:i, s:i, s:i, s:i, s:I, s:i, s:o}", "size", pool->size, "busy", busy,
+                         "idle", idle, "starting", starting, "restarts", (json_int_t)pool->restarts,
+                         "crash_streak", pool->crash_streak, "workers", workers);
 }

@@ -30,6 +30,7 @@
 
 #include <event2/event.h>
 
+#include "breaker.h"
 #include "db.h"
 #include "log.h"
 #include "migrate.h"
@@ -89,13 +90,14 @@ static const char WRITE_SQL[] =
     " UPDATE chimera.tasks t SET"
     "   status = CASE o.status"
     "     WHEN 'retry' THEN CASE WHEN t.attempts >= t.max_attempts THEN 'dead' ELSE 'queued' END"
-    "     WHEN 'requeue' THEN 'queued' ELSE o.status END,"
-    "   attempts = CASE WHEN o.status = 'requeue' THEN t.attempts - 1 ELSE t.attempts END,"
+    "     WHEN 'requeue' THEN 'queued' WHEN 'defer' THEN 'queued' ELSE o.status END,"
+    "   attempts = CASE WHEN o.status IN ('requeue', 'defer') THEN t.attempts - 1"
+    "                   ELSE t.attempts END,"
     "   state = coalesce(o.state, t.state),"
     "   result = CASE WHEN o.status = 'succeeded' THEN o.result ELSE t.result END,"
-    "   last_error = CASE WHEN o.status IN ('failed', 'retry') THEN o.error"
+    "   last_error = CASE WHEN o.status IN ('failed', 'retry', 'defer') THEN o.error"
     "                     WHEN o.status = 'succeeded' THEN NULL ELSE t.last_error END,"
-    "   run_at = CASE WHEN o.status = 'retry'"
+    "   run_at = CASE WHEN o.status IN ('retry', 'defer')"
     "                 THEN now() + o.delay_ms * interval '1 millisecond'"
     "                 WHEN o.status = 'requeue' THEN now() ELSE t.run_at END,"
     "   finished_at = CASE WHEN o.status IN ('succeeded', 'failed')"
@@ -113,9 +115,9 @@ static const char WRITE_SQL[] =
     " UNION ALL"
     " SELECT u.id, u.attempt, CASE u.status WHEN 'queued' THEN 'retried' ELSE u.status END,"
     "        NULL, jsonb_strip_nulls(jsonb_build_object('error', u.error,"
-    "          'retry_in_ms', CASE WHEN u.op = 'retry' AND u.status = 'queued'"
+    "          'retry_in_ms', CASE WHEN u.op IN ('retry', 'defer') AND u.status = 'queued'"
     "                              THEN u.delay_ms END,"
-    "          'charged', CASE WHEN u.op = 'requeue' THEN false END)),"
+    "          'charged', CASE WHEN u.op IN ('requeue', 'defer') THEN false END)),"
     "        clock_timestamp()"
     "   FROM u WHERE u.status <> 'running'"
     ")"
@@ -253,14 +255,26 @@ static char *workflow_agents_text(const struct config *cfg, const struct workflo
         return text;
 }
 
-struct queue *queue_new(struct supervisor *sv)
+static void free_texts(struct queue *q)
 {
-        struct queue *q = util_calloc(1, sizeof(*q));
-        const struct config *cfg = sv->cfg;
+        for (size_t i = 0; q->def_texts != NULL && q->def_texts[i] != NULL; i++) {
+                free(q->def_texts[i]);
+                free(q->agent_texts[i]);
+        }
+        free(q->def_texts);
+        free(q->agent_texts);
+        free(q->queues_literal);
+        q->def_texts = q->agent_texts = NULL;
+        q->queues_literal = NULL;
+}
+
+/* Derives from the config what every claim and task frame uses, and sets the timers. */
+static void apply_config(struct queue *q)
+{
+        const struct config *cfg = q->sv->cfg;
         struct timeval tv;
 
-        q->sv = sv;
-        q->pending = json_object();
+        free_texts(q);
         q->def_texts = util_calloc(cfg->nworkflows + 1, sizeof(char *));
         q->agent_texts = util_calloc(cfg->nworkflows + 1, sizeof(char *));
         for (size_t i = 0; i < cfg->nworkflows; i++) {
@@ -270,28 +284,38 @@ struct queue *queue_new(struct supervisor *sv)
                         fatalx("%s: cannot encode workflow %s", __func__, cfg->workflows[i]->name);
         }
         q->queues_literal = text_array_literal(cfg->queues, cfg->nqueues);
-        q->poll_ev = event_new(sv->base, -1, EV_PERSIST, poll_cb, q);
-        q->heartbeat_ev = event_new(sv->base, -1, EV_PERSIST, heartbeat_cb, q);
-        if (q->pending == NULL || q->poll_ev == NULL || q->heartbeat_ev == NULL)
-                fatalx("%s: out of memory", __func__);
         tv = ms_to_tv(cfg->poll_interval_ms);
         event_add(q->poll_ev, &tv);
         tv = ms_to_tv(cfg->lease_ms / 3 > 0 ? cfg->lease_ms / 3 : 1);
         event_add(q->heartbeat_ev, &tv);
+}
+
+struct queue *queue_new(struct supervisor *sv)
+{
+        struct queue *q = util_calloc(1, sizeof(*q));
+
+        q->sv = sv;
+        q->pending = json_object();
+        q->poll_ev = event_new(sv->base, -1, EV_PERSIST, poll_cb, q);
+        q->heartbeat_ev = event_new(sv->base, -1, EV_PERSIST, heartbeat_cb, q);
+        if (q->pending == NULL || q->poll_ev == NULL || q->heartbeat_ev == NULL)
+                fatalx("%s: out of memory", __func__);
+        apply_config(q);
         return q;
+}
+
+void queue_reconfigure(struct queue *q)
+{
+        apply_config(q);
+        q->maybe_empty = false;
+        queue_kick(q);
 }
 
 void queue_free(struct queue *q)
 {
         if (q == NULL)
                 return;
-        for (size_t i = 0; q->def_texts[i] != NULL; i++) {
-                free(q->def_texts[i]);
-                free(q->agent_texts[i]);
-        }
-        free(q->def_texts);
-        free(q->agent_texts);
-        free(q->queues_literal);
+        free_texts(q);
         json_decref(q->pending);
         json_decref(q->inflight);
         event_free(q->poll_ev);
@@ -380,7 +404,7 @@ static const struct workflow *find_workflow(struct queue *q, const char *name, c
  * than parsed and printed again.
  */
 static char *task_frame(const struct task *t, const char *payload, const char *state,
-                        const char *def, const char *agents, size_t *len)
+                        const char *def, const char *agents, const char *open, size_t *len)
 {
         json_t *head =
             json_pack("{s:s, s:I, s:i, s:s, s:s}", "type", "task", "id", (json_int_t)t->id,
@@ -393,11 +417,13 @@ static char *task_frame(const struct task *t, const char *payload, const char *s
         if (h == NULL)
                 return NULL;
         hl = strlen(h) - 1; /* drop the closing brace */
-        *len = hl + strlen(payload) + strlen(state) + strlen(def) + strlen(agents) + 64;
+        *len =
+            hl + strlen(payload) + strlen(state) + strlen(def) + strlen(agents) + strlen(open) + 80;
         body = util_calloc(1, *len + 1);
         *len = (size_t)snprintf(body, *len + 1,
-                                "%.*s,\"payload\":%s,\"state\":%s,\"definition\":%s,\"agents\":%s}",
-                                (int)hl, h, payload, state, def, agents);
+                                "%.*s,\"payload\":%s,\"state\":%s,\"definition\":%s,\"agents\":%s,"
+                                "\"open_agents\":%s}",
+                                (int)hl, h, payload, state, def, agents, open);
         free(h);
         return body;
 }
@@ -408,7 +434,7 @@ static void dispatch_row(struct queue *q, PGresult *res, int row)
         struct task *t = util_calloc(1, sizeof(*t));
         const struct workflow *wf;
         const char *def = NULL, *agents = NULL;
-        char err[256], *body;
+        char err[256], *body, *open;
         size_t len = 0;
 
         t->id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
@@ -424,7 +450,11 @@ static void dispatch_row(struct queue *q, PGresult *res, int row)
                 queue_finish(q, t, "failed", NULL, err, NULL);
                 goto out;
         }
-        body = task_frame(t, PQgetvalue(res, row, 3), PQgetvalue(res, row, 5), def, agents, &len);
+        t->timeout_ms = wf->timeout_ms;
+        open = breakers_open_list(sv->breakers);
+        body = task_frame(t, PQgetvalue(res, row, 3), PQgetvalue(res, row, 5), def, agents, open,
+                          &len);
+        free(open);
         if (body == NULL || len > (size_t)sv->cfg->pool_max_frame_size) {
                 snprintf(err, sizeof(err),
                          "task is too large to hand to a worker: %zu bytes "
@@ -573,6 +603,9 @@ void queue_finish(struct queue *q, const struct task *task, const char *status, 
         if (strcmp(status, "retry") == 0)
                 json_object_set_new(op, "delay_ms",
                                     json_integer(retry_delay_ms(q->sv->cfg, task->attempt)));
+        /* A task waiting for a paused agent comes back when its cool-down has passed. */
+        if (strcmp(status, "defer") == 0)
+                json_object_set_new(op, "delay_ms", json_integer(q->sv->cfg->breaker_cooldown_ms));
         queue_flush(q);
 }
 

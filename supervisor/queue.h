@@ -20,6 +20,9 @@ struct queue;
 struct queue *queue_new(struct supervisor *sv);
 void queue_free(struct queue *q);
 
+/* sv->cfg was replaced (SIGHUP): rebuild what derives from it. */
+void queue_reconfigure(struct queue *q);
+
 /* The database connection came up or went down. */
 void queue_db_state(struct queue *q, bool up);
 
@@ -41,8 +44,10 @@ void queue_phase(struct queue *q, const struct task *task, const char *kind, con
  * Records the outcome of task's attempt (task borrowed).  status is
  * "succeeded" (result stolen, may be NULL), "failed" (final; error says why),
  * "retry" (transient: queued again after a back-off, or dead when attempts
- * are used up) or "requeue" (shutdown: queued again at once, the attempt not
- * charged).  state (stolen, may be NULL) is the last checkpoint.
+ * are used up), "requeue" (shutdown: queued again at once, the attempt not
+ * charged) or "defer" (an agent it needs is paused by its circuit breaker:
+ * queued again after the cool-down, not charged).  state (stolen, may be NULL) is the last
+ * checkpoint.
  */
 void queue_finish(struct queue *q, const struct task *task, const char *status, json_t *result,
                   const char *error, json_t *state);

@@ -444,6 +444,7 @@ void agent_run(const struct wf_phase *phase, json_t *def, json_t *request, int c
 {
         out->result = NULL;
         out->error[0] = '\0';
+        out->fault = false;
         out->stderr_tail[0] = '\0';
         if (workflow_agent_is_builtin(phase->agent)) {
                 run_builtin(phase->agent, request, ctl_fd, out);
@@ -452,6 +453,7 @@ void agent_run(const struct wf_phase *phase, json_t *def, json_t *request, int c
         if (!json_is_array(json_object_get(def, "argv")) ||
             json_array_size(json_object_get(def, "argv")) == 0) {
                 out->outcome = AGENT_FAILURE;
+                out->fault = true;
                 snprintf(out->error, sizeof(out->error),
                          "agent %s is not defined in the supervisor's config", phase->agent);
                 return;

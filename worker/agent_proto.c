@@ -14,20 +14,7 @@
 #include <jansson.h>
 
 #include "agent_proto.h"
-
-void agent_format_ms(int64_t ms, char *buf, size_t size)
-{
-        if (ms < 1000)
-                snprintf(buf, size, "%lldms", (long long)ms);
-        else if (ms < 60000 && ms % 1000 != 0)
-                snprintf(buf, size, "%.1fs", (double)ms / 1000.0);
-        else if (ms < 60000 || ms % 60000 != 0)
-                snprintf(buf, size, "%llds", (long long)(ms / 1000));
-        else if (ms < 3600000 || ms % 3600000 != 0)
-                snprintf(buf, size, "%lldm", (long long)(ms / 60000));
-        else
-                snprintf(buf, size, "%lldh", (long long)(ms / 3600000));
-}
+#include "util.h"
 
 /* The last non-empty line of the stderr tail, at most 300 bytes, in buf. */
 static const char *last_line(const char *tail, char *buf, size_t size)
@@ -65,6 +52,7 @@ static void interpret_answer(const struct agent_exit *x, struct agent_result *ou
         const char *st, *why;
 
         if (x->outlen == 0) {
+                out->fault = true;
                 set(out, AGENT_FAILURE,
                     "agent %s exited 0 but printed nothing (expected one "
                     "JSON object on stdout)",
@@ -73,6 +61,7 @@ static void interpret_answer(const struct agent_exit *x, struct agent_result *ou
         }
         answer = json_loadb(x->out, x->outlen, JSON_REJECT_DUPLICATES, &jerr);
         if (!json_is_object(answer)) {
+                out->fault = true;
                 set(out, AGENT_FAILURE, "agent %s did not answer one JSON object on stdout: %s",
                     x->agent, answer ? "the answer is not an object" : jerr.text);
                 json_decref(answer);
@@ -102,12 +91,16 @@ void agent_interpret(const struct agent_exit *x, struct agent_result *out)
 
         out->result = NULL;
         out->error[0] = '\0';
+        /* Everything but an answer, good or bad, is the agent's fault. */
+        out->fault = x->exec_errno != 0 || x->timed_out || x->overflow ||
+                     WIFSIGNALED(x->wait_status) ||
+                     WEXITSTATUS(x->wait_status) == AGENT_EXIT_TRANSIENT;
         last_line(x->err_tail ? x->err_tail : "", line, sizeof(line));
         if (x->exec_errno != 0) {
                 set(out, AGENT_FAILURE, "agent %s cannot be started: %s", x->agent,
                     strerror(x->exec_errno));
         } else if (x->timed_out) {
-                agent_format_ms(x->timeout_ms, when, sizeof(when));
+                util_format_ms(x->timeout_ms, when, sizeof(when));
                 set(out, AGENT_TRANSIENT, "agent %s timed out after %s and was killed", x->agent,
                     when);
         } else if (x->overflow) {

@@ -35,12 +35,10 @@ struct agent_exit {
  * else the status).  Exit 75 and deaths by a signal (ours at the timeout, or
  * a crash) are transient.  Any other exit, output that is not one JSON
  * object, too much output and an agent that cannot be started are phase
- * failures.  Fills out->outcome, out->error and out->result (a new
+ * failures.  Fills out->outcome, out->error, out->fault (set for everything
+ * but a well-formed answer and a plain non-zero exit) and out->result (a new
  * reference to the parsed object, or NULL).
  */
 void agent_interpret(const struct agent_exit *x, struct agent_result *out);
-
-/* Formats milliseconds for messages: "250ms", "3s", "1.5s", "5m", "2h". */
-void agent_format_ms(int64_t ms, char *buf, size_t size);
 
 #endif

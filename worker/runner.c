@@ -99,11 +99,26 @@ static int send_finished(struct run *r, const struct wf_phase *p, const char *ou
         const char *error = ar->outcome == AGENT_SUCCESS ? NULL : ar->error;
         const char *tail = ar->stderr_tail[0] != '\0' ? ar->stderr_tail : NULL;
 
-        return send_msg(r, json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:I, s:s*, s:s*, s:O}",
-                                     "type", "progress", "id", r->id, "attempt", r->attempt,
-                                     "phase", p->name, "event", "finished", "outcome", outcome,
-                                     "next", next, "duration_ms", (json_int_t)ms, "error", error,
-                                     "stderr", tail, "state", r->state));
+        return send_msg(r,
+                        json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:I, s:s*, s:s*, s:s, "
+                                  "s:b, s:O}",
+                                  "type", "progress", "id", r->id, "attempt", r->attempt, "phase",
+                                  p->name, "event", "finished", "outcome", outcome, "next", next,
+                                  "duration_ms", (json_int_t)ms, "error", error, "stderr", tail,
+                                  "agent", p->agent, "fault", ar->fault, "state", r->state));
+}
+
+/* True when chimerad's circuit breaker has paused the agent of phase p. */
+static bool agent_paused(struct run *r, const struct wf_phase *p)
+{
+        json_t *open = json_object_get(r->task, "open_agents"), *v;
+        size_t i;
+
+        json_array_foreach (open, i, v) {
+                if (json_is_string(v) && strcmp(json_string_value(v), p->agent) == 0)
+                        return true;
+        }
+        return false;
 }
 
 /*
@@ -131,6 +146,12 @@ static int run_phases(struct run *r)
                                  "before reaching a terminal phase",
                                  r->wf->name, r->wf->max_transitions);
                         return send_result(r, "failed", NULL, err);
+                }
+                if (agent_paused(r, p)) {
+                        /* Not an attempt's failure: the task waits for the agent, uncharged. */
+                        snprintf(err, sizeof(err), "agent %s is paused by its circuit breaker",
+                                 p->agent);
+                        return send_result(r, "defer", NULL, err);
                 }
                 if (send_started(r, p) < 0)
                         return -1;

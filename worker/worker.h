@@ -9,6 +9,7 @@
 #ifndef CHIMERA_WORKER_H
 #define CHIMERA_WORKER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -29,6 +30,8 @@ struct agent_result {
         enum agent_outcome outcome;
         json_t *result; /* owned: the agent's answer, or NULL */
         char error[1024];
+        bool fault; /* the agent misbehaved (crash, timeout, bad output), as opposed to
+                       answering that the phase failed: what the circuit breaker counts */
         char stderr_tail[AGENT_STDERR_TAIL + 1];
 };
 

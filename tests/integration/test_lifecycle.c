@@ -1,8 +1,277 @@
-/* test_lifecycle.c - (being written) */
+/*
+ * test_lifecycle.c - the life of workers and of chimerad itself: the
+ * workflow timeout, recycling by task count and by memory, reloading the
+ * config with SIGHUP, back-off when workers keep crashing, and the agent
+ * circuit breaker.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
 #include "harness.h"
 #include "suites.h"
 
+/* Writes H.config: pool, extra top-level members, and the given workflows object body. */
+static void config(int pool, const char *extra, const char *workflows)
+{
+        char text[8192];
+
+        snprintf(text, sizeof(text),
+                 "{\"database\": \"%s\", \"control_socket\": \"%s\", \"pool\": {\"size\": %d%s},\n"
+                 " \"poll_interval\": \"200ms\", \"lease\": \"5s\",\n"
+                 " \"retry\": {\"base\": \"100ms\", \"max\": \"200ms\"}%s%s,\n"
+                 " \"workflows\": {\"noop\": {\"initial\": \"run\", \"phases\": {\"run\": "
+                 "{\"agent\": \"builtin:noop\"}}}%s%s}}\n",
+                 H.url, H.socket, pool, "", extra ? ",\n " : "", extra ? extra : "",
+                 workflows ? ", " : "", workflows ? workflows : "");
+        h_write_config_text(text);
+}
+
+/* Same with pool members (e.g. ", \"max_tasks_per_worker\": 2"). */
+static void config_pool(int pool, const char *pool_extra)
+{
+        char text[4096];
+
+        snprintf(text, sizeof(text),
+                 "{\"database\": \"%s\", \"control_socket\": \"%s\", \"pool\": {\"size\": %d%s},\n"
+                 " \"poll_interval\": \"200ms\", \"lease\": \"5s\",\n"
+                 " \"workflows\": {\"noop\": {\"initial\": \"run\", \"phases\": {\"run\": "
+                 "{\"agent\": \"builtin:noop\"}}}}}\n",
+                 H.url, H.socket, pool, pool_extra);
+        h_write_config_text(text);
+}
+
+static const char *script(const char *name, const char *body)
+{
+        static char path[400];
+        FILE *f;
+
+        snprintf(path, sizeof(path), "%s/%s", H.dir, name);
+        f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "#!/bin/sh\n%s\n", body);
+        fclose(f);
+        ck_assert_int_eq(chmod(path, 0755), 0);
+        return path;
+}
+
+/* chimera-ctl status --json, parsed (a new reference). */
+static json_t *status_json(void)
+{
+        char *argv[] = {(char *)h_bin("chimera-ctl"), "-c", H.config, "status", "--json", NULL};
+        static char out[65536];
+        json_error_t jerr;
+        json_t *j;
+
+        ck_assert_int_eq(h_run(argv, out, sizeof(out)), 0);
+        j = json_loads(out, 0, &jerr);
+        ck_assert_msg(j != NULL, "status is not JSON: %s", out);
+        return j;
+}
+
+static long long pool_number(const char *key)
+{
+        json_t *j = status_json();
+        long long v = json_integer_value(json_object_get(json_object_get(j, "pool"), key));
+
+        json_decref(j);
+        return v;
+}
+
+/* Waits until the log of this test's chimerad contains needle. */
+static bool log_has(const char *needle, int timeout_ms)
+{
+        static char text[1 << 20];
+        char path[400];
+
+        snprintf(path, sizeof(path), "%s/chimerad.log", H.dir);
+        for (int waited = 0; waited <= timeout_ms; waited += 20) {
+                h_read_file(path, text, sizeof(text));
+                if (strstr(text, needle) != NULL)
+                        return true;
+                usleep(20000);
+        }
+        return false;
+}
+
+START_TEST(workflow_timeout_stops_a_task_that_runs_too_long)
+{
+        char err[512];
+
+        config(2, NULL,
+               "\"slow\": {\"initial\": \"run\", \"timeout\": \"500ms\", \"phases\": "
+               "{\"run\": {\"agent\": \"builtin:sleep\"}}}");
+        h_start_chimerad(H.config, "chimerad");
+        h_exec("INSERT INTO chimera.tasks (workflow, payload, max_attempts) "
+               "VALUES ('slow', '{\"ms\": 60000}', 2)");
+        ck_assert(h_wait_int("SELECT count(*) FROM chimera.tasks WHERE status = 'dead'", 1, 30000));
+        h_text("SELECT last_error FROM chimera.tasks", err, sizeof(err));
+        ck_assert_msg(strstr(err, "past the workflow timeout of 500ms") != NULL, "%s", err);
+        ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.task_events WHERE kind = 'claimed'"),
+                         2);
+        /* The workers that were stopped are replaced. */
+        for (int i = 0; i < 500 && pool_number("idle") != 2; i++)
+                usleep(20000);
+        ck_assert_int_eq(pool_number("idle"), 2);
+}
+END_TEST
+
+START_TEST(workers_are_replaced_after_max_tasks_per_worker)
+{
+        config_pool(1, ", \"max_tasks_per_worker\": 2");
+        h_start_chimerad(H.config, "chimerad");
+        h_exec("INSERT INTO chimera.tasks (workflow) SELECT 'noop' FROM generate_series(1, 6)");
+        ck_assert(
+            h_wait_int("SELECT count(*) FROM chimera.tasks WHERE status = 'succeeded'", 6, 30000));
+        for (int i = 0; i < 500 && pool_number("restarts") < 3; i++)
+                usleep(20000);
+        ck_assert_int_ge(pool_number("restarts"), 3);
+        ck_assert_int_eq(pool_number("crash_streak"), 0);
+}
+END_TEST
+
+START_TEST(workers_above_max_worker_rss_are_replaced)
+{
+        config_pool(1, ", \"max_worker_rss\": \"1MB\"");
+        h_start_chimerad(H.config, "chimerad");
+        h_exec("INSERT INTO chimera.tasks (workflow) SELECT 'noop' FROM generate_series(1, 4)");
+        ck_assert(
+            h_wait_int("SELECT count(*) FROM chimera.tasks WHERE status = 'succeeded'", 4, 30000));
+        for (int i = 0; i < 500 && pool_number("restarts") < 4; i++)
+                usleep(20000);
+        ck_assert_int_ge(pool_number("restarts"), 4);
+        ck_assert(log_has("above pool.max_worker_rss", 5000));
+}
+END_TEST
+
+START_TEST(sighup_with_a_broken_config_keeps_the_running_one)
+{
+        pid_t sup;
+
+        config(2, NULL, NULL);
+        sup = h_start_chimerad(H.config, "chimerad");
+        ck_assert(log_has("ready", 30000));
+        h_write_config_text("{\"pool\": {\"size\": \"many\"}");
+        ck_assert_int_eq(kill(sup, SIGHUP), 0);
+        ck_assert(log_has("SIGHUP: keeping the running configuration", 30000));
+        ck_assert_int_eq(kill(sup, 0), 0);
+        h_exec("INSERT INTO chimera.tasks (workflow) VALUES ('noop')");
+        ck_assert(
+            h_wait_int("SELECT count(*) FROM chimera.tasks WHERE status = 'succeeded'", 1, 30000));
+}
+END_TEST
+
+START_TEST(sighup_applies_a_new_workflow_and_replaces_the_workers)
+{
+        pid_t sup;
+
+        config(2, NULL, NULL);
+        sup = h_start_chimerad(H.config, "chimerad");
+        ck_assert(log_has("ready", 30000));
+        h_exec("INSERT INTO chimera.tasks (workflow, payload) VALUES ('sleep', '{\"ms\": 1500}')");
+        ck_assert(
+            h_wait_int("SELECT count(*) FROM chimera.tasks WHERE status = 'failed'", 1, 30000));
+        config(2, NULL,
+               "\"sleep\": {\"initial\": \"run\", \"phases\": {\"run\": {\"agent\": "
+               "\"builtin:sleep\"}}}");
+        ck_assert_int_eq(kill(sup, SIGHUP), 0);
+        ck_assert(log_has("configuration reloaded", 30000));
+        h_exec("INSERT INTO chimera.tasks (workflow, payload) VALUES ('sleep', '{\"ms\": 10}')");
+        ck_assert(
+            h_wait_int("SELECT count(*) FROM chimera.tasks WHERE status = 'succeeded'", 1, 30000));
+        for (int i = 0; i < 500 && pool_number("restarts") < 2; i++)
+                usleep(20000);
+        ck_assert_int_ge(pool_number("restarts"), 2);
+        ck_assert_int_eq(pool_number("crash_streak"), 0);
+}
+END_TEST
+
+START_TEST(workers_that_keep_crashing_are_respawned_with_a_growing_delay)
+{
+        char wf[1024];
+        json_t *j;
+
+        /* The agent kills its own worker with SIGSEGV, on every task. */
+        snprintf(
+            wf, sizeof(wf),
+            "\"crash\": {\"initial\": \"run\", \"phases\": {\"run\": {\"agent\": \"killer\"}}}");
+        char extra[600];
+        snprintf(extra, sizeof(extra), "\"agents\": {\"killer\": {\"argv\": [\"%s\"]}}",
+                 script("killer", "kill -SEGV $PPID\nsleep 5"));
+        config(1, extra, wf);
+        h_start_chimerad(H.config, "chimerad");
+        h_exec("INSERT INTO chimera.tasks (workflow, max_attempts) "
+               "SELECT 'crash', 1 FROM generate_series(1, 20)");
+        /* Each crash in a row doubles the wait: the fourth waits 800 ms. */
+        ck_assert(log_has("next one in 800 ms", 60000));
+        j = status_json();
+        ck_assert_int_ge(
+            json_integer_value(json_object_get(json_object_get(j, "pool"), "crash_streak")), 4);
+        json_decref(j);
+        ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.tasks WHERE status = 'running'") <= 1,
+                         1);
+}
+END_TEST
+
+START_TEST(circuit_breaker_defers_tasks_while_an_agent_keeps_failing)
+{
+        char extra[800], err[512];
+        const char *agent = script("flappy", "cat > /dev/null\n"
+                                             "[ -e \"$0.fixed\" ] && { echo '{}'; exit 0; }\n"
+                                             "echo 'backend down' >&2; exit 75");
+        json_t *j, *b;
+
+        snprintf(extra, sizeof(extra),
+                 "\"circuit_breaker\": {\"failures\": 2, \"cooldown\": \"2s\"},\n"
+                 " \"agents\": {\"flappy\": {\"argv\": [\"%s\"]}}",
+                 agent);
+        config(1, extra,
+               "\"flap\": {\"initial\": \"run\", \"phases\": {\"run\": {\"agent\": \"flappy\"}}}");
+        h_start_chimerad(H.config, "chimerad");
+        h_exec("INSERT INTO chimera.tasks (workflow, max_attempts) VALUES ('flap', 10)");
+        /* Two faults open the breaker; the third claim is deferred, uncharged. */
+        ck_assert(h_wait_int("SELECT count(*) FROM chimera.task_events WHERE kind = 'retried' "
+                             "AND detail->>'charged' = 'false'",
+                             1, 30000));
+        h_text("SELECT detail->>'error' FROM chimera.task_events WHERE kind = 'retried' "
+               "AND detail->>'charged' = 'false'",
+               err, sizeof(err));
+        ck_assert_str_eq(err, "agent flappy is paused by its circuit breaker");
+        j = status_json();
+        b = json_array_get(json_object_get(j, "breakers"), 0);
+        ck_assert_str_eq(json_string_value(json_object_get(b, "agent")), "flappy");
+        ck_assert_int_ge(json_integer_value(json_object_get(b, "failures")), 2);
+        json_decref(j);
+        /* The agent recovers: after the cool-down the task runs and succeeds. */
+        char fixed[450];
+        snprintf(fixed, sizeof(fixed), "%s.fixed", agent);
+        FILE *f = fopen(fixed, "w");
+        ck_assert_ptr_nonnull(f);
+        fclose(f);
+        ck_assert(
+            h_wait_int("SELECT count(*) FROM chimera.tasks WHERE status = 'succeeded'", 1, 30000));
+        ck_assert_int_eq(h_int("SELECT attempts FROM chimera.tasks"), 3);
+        ck_assert(log_has("circuit breaker closed", 5000));
+}
+END_TEST
+
 Suite *lifecycle_suite(void)
 {
-        return suite_create("lifecycle");
+        Suite *s = suite_create("lifecycle");
+        TCase *tc = h_tcase("lifecycle");
+
+        tcase_add_test(tc, workflow_timeout_stops_a_task_that_runs_too_long);
+        tcase_add_test(tc, workers_are_replaced_after_max_tasks_per_worker);
+        tcase_add_test(tc, workers_above_max_worker_rss_are_replaced);
+        tcase_add_test(tc, sighup_with_a_broken_config_keeps_the_running_one);
+        tcase_add_test(tc, sighup_applies_a_new_workflow_and_replaces_the_workers);
+        tcase_add_test(tc, workers_that_keep_crashing_are_respawned_with_a_growing_delay);
+        tcase_add_test(tc, circuit_breaker_defers_tasks_while_an_agent_keeps_failing);
+        suite_add_tcase(s, tc);
+        return s;
 }

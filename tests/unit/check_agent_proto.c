@@ -8,6 +8,7 @@
 
 #include "agent_proto.h"
 #include "suites.h"
+#include "util.h"
 
 #define EXITED(code) ((code) << 8)
 #define KILLED(sig)  (sig)
@@ -135,15 +136,15 @@ START_TEST(durations_in_messages_read_naturally)
 {
         char buf[32];
 
-        agent_format_ms(250, buf, sizeof(buf));
+        util_format_ms(250, buf, sizeof(buf));
         ck_assert_str_eq(buf, "250ms");
-        agent_format_ms(3000, buf, sizeof(buf));
+        util_format_ms(3000, buf, sizeof(buf));
         ck_assert_str_eq(buf, "3s");
-        agent_format_ms(300000, buf, sizeof(buf));
+        util_format_ms(300000, buf, sizeof(buf));
         ck_assert_str_eq(buf, "5m");
-        agent_format_ms(7200000, buf, sizeof(buf));
+        util_format_ms(7200000, buf, sizeof(buf));
         ck_assert_str_eq(buf, "2h");
-        agent_format_ms(90000, buf, sizeof(buf));
+        util_format_ms(90000, buf, sizeof(buf));
         ck_assert_str_eq(buf, "90s");
 }
 END_TEST

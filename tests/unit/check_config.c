@@ -132,10 +132,11 @@ END_TEST
 
 START_TEST(unknown_top_level_key_is_refused)
 {
-        assert_refused("{'pool_size': 4}",
-                       "test.json: pool_size: unknown key (known keys: database, control_socket, "
-                       "pool, queues, poll_interval, lease, shutdown_timeout, retry, retention, "
-                       "http, log, agents, workflows)");
+        assert_refused(
+            "{'pool_size': 4}",
+            "test.json: pool_size: unknown key (known keys: database, control_socket, "
+            "pool, queues, poll_interval, lease, shutdown_timeout, retry, circuit_breaker, "
+            "retention, http, log, agents, workflows)");
 }
 END_TEST
 
@@ -143,7 +144,7 @@ START_TEST(unknown_nested_key_is_refused)
 {
         assert_refused("{'pool': {'sise': 4}}",
                        "test.json: pool.sise: unknown key (known keys: size, "
-                       "max_tasks_per_worker, max_frame_size)");
+                       "max_tasks_per_worker, max_frame_size, max_worker_rss)");
 }
 END_TEST
 

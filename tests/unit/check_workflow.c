@@ -232,12 +232,29 @@ END_TEST
 
 START_TEST(unknown_keys_are_refused)
 {
-        assert_refused("{'initial': 'a', 'timeout': '5m', 'phases': {'a': {'agent': 'coder'}}}",
-                       "workflows.w.timeout: unknown key (known keys: initial, phases, "
-                       "max_transitions, required)");
+        assert_refused("{'initial': 'a', 'retries': 5, 'phases': {'a': {'agent': 'coder'}}}",
+                       "workflows.w.retries: unknown key (known keys: initial, phases, "
+                       "max_transitions, required, timeout)");
         assert_refused("{'initial': 'a', 'phases': {'a': {'agent': 'coder', 'retries': 3}}}",
                        "workflows.w.phases.a.retries: unknown key (known keys: agent, action, "
                        "timeout, on_success, on_failure, params)");
+}
+END_TEST
+
+START_TEST(workflow_timeout_bounds_the_whole_task)
+{
+        struct workflow *w =
+            wf("{'initial': 'a', 'timeout': '90s', 'phases': {'a': {'agent': 'coder'}}}");
+
+        ck_assert_ptr_nonnull(w);
+        ck_assert_int_eq(w->timeout_ms, 90000);
+        workflow_free(w);
+        w = wf(ONE_PHASE);
+        ck_assert_int_eq(w->timeout_ms, 0);
+        workflow_free(w);
+        assert_refused("{'initial': 'a', 'timeout': 5, 'phases': {'a': {'agent': 'coder'}}}",
+                       "workflows.w.timeout: expected a duration such as \"30s\" or \"5m\", got "
+                       "an integer");
 }
 END_TEST
 
@@ -331,6 +348,7 @@ Suite *workflow_suite(void)
         tcase_add_test(tc, initial_cannot_be_terminal);
         tcase_add_test(tc, empty_phases_are_refused);
         tcase_add_test(tc, unknown_keys_are_refused);
+        tcase_add_test(tc, workflow_timeout_bounds_the_whole_task);
         tcase_add_test(tc, bad_timeout_is_refused);
         tcase_add_test(tc, max_transitions_below_one_is_refused);
         tcase_add_test(tc, wrong_type_names_what_was_found);
