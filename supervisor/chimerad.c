@@ -193,6 +193,7 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
         keep_fixed_settings(old, cfg);
         sv->cfg = cfg;
         log_init("chimerad", cfg->log_level, cfg->log_format);
+        db_set_timeout(sv->db, cfg->lease_ms);
         queue_reconfigure(sv->queue);
         pool_reconfigure(&sv->pool);
         config_free(old);
@@ -248,6 +249,9 @@ static int run(struct supervisor *sv)
                 return 1;
         sv->db = db_new(sv->base, database_conninfo(sv->cfg), "chimera_tasks", database_state_cb,
                         database_notify_cb, sv);
+        /* A statement unanswered for a lease is a dead connection: by then our
+         * leases are lapsing anyway, and the results wait in memory. */
+        db_set_timeout(sv->db, sv->cfg->lease_ms);
         sv->queue = queue_new(sv);
         sv->breakers = breakers_new();
         if (pool_start(&sv->pool, sv) < 0)

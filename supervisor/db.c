@@ -49,7 +49,8 @@ struct db {
         PGconn *conn;
         enum db_conn_state state;
         evutil_socket_t sock;
-        struct event *read_ev, *write_ev, *reconnect_ev;
+        struct event *read_ev, *write_ev, *reconnect_ev, *watchdog_ev;
+        int64_t timeout_ms; /* longest wait for a statement's answer; 0 = forever */
         int64_t backoff_ms;
 
         struct db_query_list queue;
@@ -62,6 +63,8 @@ struct db {
 };
 
 static void db_io_cb(evutil_socket_t fd, short what, void *arg);
+static void db_lost(struct db *db);
+static void watchdog_cb(evutil_socket_t fd, short what, void *arg);
 static void db_connect_cb(evutil_socket_t fd, short what, void *arg);
 static void db_send_next(struct db *db);
 
@@ -84,7 +87,8 @@ struct db *db_new(struct event_base *base, const char *conninfo, const char *lis
         db->backoff_ms = RECONNECT_MIN_MS;
         TAILQ_INIT(&db->queue);
         db->reconnect_ev = evtimer_new(base, db_connect_cb, db);
-        if (db->reconnect_ev == NULL)
+        db->watchdog_ev = evtimer_new(base, watchdog_cb, db);
+        if (db->reconnect_ev == NULL || db->watchdog_ev == NULL)
                 fatalx("%s: evtimer_new", __func__);
         return db;
 }
@@ -139,6 +143,7 @@ static void db_lost(struct db *db)
         bool was_up = db->state == DB_UP;
 
         free_events(db);
+        evtimer_del(db->watchdog_ev);
         if (db->conn != NULL) {
                 set_error(db, PQerrorMessage(db->conn));
                 PQfinish(db->conn);
@@ -163,6 +168,62 @@ static void db_lost(struct db *db)
         schedule_reconnect(db);
 }
 
+/*
+ * Opens the connection with TCP keepalives on, so that a peer that
+ * vanished is noticed while idle too; the user's connection string comes
+ * last, so anything it sets wins.
+ */
+static PGconn *connect_start(struct db *db)
+{
+        static const char *const keys[] = {
+            "keepalives",       "keepalives_idle", "keepalives_interval",
+            "keepalives_count", "dbname",          NULL};
+        const char *values[] = {"1", "10", "5", "3", db->conninfo, NULL};
+
+        return PQconnectStartParams(keys, values, 1);
+}
+
+/*
+ * No answer to a statement for timeout_ms: the server or the network is
+ * gone without closing the connection (a cut cable sends no RST).  Drop
+ * it; the statement's callback learns that it was lost, and a new
+ * connection is made.
+ */
+static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+        struct db *db = arg;
+
+        if (db->state == DB_CONNECTING) {
+                /* libpq leaves the timeout of a nonblocking connect to us. */
+                log_warnx("connecting to the database took over %lld ms: trying again",
+                          (long long)db->timeout_ms);
+                free_events(db);
+                PQfinish(db->conn);
+                db->conn = NULL;
+                db->state = DB_DOWN;
+                schedule_reconnect(db);
+                return;
+        }
+        if (db->state != DB_UP || (db->inflight == NULL && !db->listen_inflight))
+                return;
+        log_warnx("the database did not answer within %lld ms: reconnecting",
+                  (long long)db->timeout_ms);
+        db_lost(db);
+}
+
+static void watchdog_arm(struct db *db)
+{
+        struct timeval tv = {db->timeout_ms / 1000, (db->timeout_ms % 1000) * 1000};
+
+        if (db->timeout_ms > 0)
+                evtimer_add(db->watchdog_ev, &tv);
+}
+
+void db_set_timeout(struct db *db, int64_t timeout_ms)
+{
+        db->timeout_ms = timeout_ms;
+}
+
 void db_start(struct db *db)
 {
         db_connect_cb(-1, 0, db);
@@ -182,6 +243,7 @@ static int watch_connect(struct db *db, short what)
 
 static void db_became_up(struct db *db)
 {
+        evtimer_del(db->watchdog_ev);
         free_events(db);
         db->sock = PQsocket(db->conn);
         if (PQsetnonblocking(db->conn, 1) != 0) {
@@ -208,10 +270,11 @@ static void db_connect_cb(evutil_socket_t fd, short what, void *arg)
         PostgresPollingStatusType st;
 
         if (db->state == DB_DOWN) {
-                db->conn = PQconnectStart(db->conninfo);
+                db->conn = connect_start(db);
                 if (db->conn == NULL)
                         fatalx("%s: out of memory", __func__);
                 db->state = DB_CONNECTING;
+                watchdog_arm(db);
                 if (PQstatus(db->conn) == CONNECTION_BAD)
                         goto failed;
                 st = PGRES_POLLING_WRITING;
@@ -237,6 +300,7 @@ failed:
         set_error(db, PQerrorMessage(db->conn));
         log_warnx("cannot connect to the database: %s (retrying in %lld ms)", db->last_error,
                   (long long)db->backoff_ms);
+        evtimer_del(db->watchdog_ev);
         free_events(db);
         PQfinish(db->conn);
         db->conn = NULL;
@@ -284,6 +348,7 @@ static void db_send_next(struct db *db)
                         return;
                 }
                 db->listen_inflight = true;
+                watchdog_arm(db);
                 flush_output(db);
                 return;
         }
@@ -292,6 +357,7 @@ static void db_send_next(struct db *db)
                 return;
         TAILQ_REMOVE(&db->queue, q, entry);
         db->inflight = q;
+        watchdog_arm(db);
         if (!PQsendQueryParams(db->conn, q->sql, q->nparams, NULL, (const char *const *)q->params,
                                NULL, NULL, 0)) {
                 db_lost(db);
@@ -316,6 +382,7 @@ static void finish_statement(struct db *db)
         struct db_query *q = db->inflight;
         PGresult *res = db->result;
 
+        evtimer_del(db->watchdog_ev);
         db->result = NULL;
         if (db->listen_inflight) {
                 db->listen_inflight = false;
@@ -401,6 +468,8 @@ void db_free(struct db *db)
         free_events(db);
         if (db->reconnect_ev != NULL)
                 event_free(db->reconnect_ev);
+        if (db->watchdog_ev != NULL)
+                event_free(db->watchdog_ev);
         if (db->conn != NULL)
                 PQfinish(db->conn);
         PQclear(db->result);

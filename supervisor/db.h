@@ -39,6 +39,12 @@ typedef void (*db_notify_cb)(const char *payload, void *arg);
 struct db *db_new(struct event_base *base, const char *conninfo, const char *listen_channel,
                   db_state_cb state_cb, db_notify_cb notify_cb, void *arg);
 
+/*
+ * Sets the longest wait for a statement's answer before the connection is
+ * taken as dead and replaced (0, the default, waits forever).
+ */
+void db_set_timeout(struct db *db, int64_t timeout_ms);
+
 /* Starts connecting (in the background). */
 void db_start(struct db *db);
 
