@@ -45,6 +45,7 @@ struct queue {
         bool maybe_empty;
         bool write_inflight;
         bool heartbeat_inflight;
+        bool recover;     /* next heartbeat requeues claims lost with a connection */
         json_t *pending;  /* "id/attempt" -> op, insertion ordered */
         json_t *inflight; /* the batch being written: array of ops */
         struct event *poll_ev, *heartbeat_ev;
@@ -139,7 +140,8 @@ static const char HEARTBEAT_SQL[] =
     "), x AS ("
     " SELECT id, lease_owner FROM chimera.tasks"
     "  WHERE status = 'running' AND lease_expires_at < now()"
-    "    AND NOT (lease_owner IS NOT DISTINCT FROM $1::uuid AND id IN (SELECT id FROM held))"
+    "    AND NOT (lease_owner IS NOT DISTINCT FROM $1::uuid"
+    "             AND ($9::boolean OR id IN (SELECT id FROM held)))"
     "  ORDER BY lease_expires_at LIMIT 100"
     "  FOR UPDATE SKIP LOCKED"
     "), r AS ("
@@ -156,12 +158,28 @@ static const char HEARTBEAT_SQL[] =
     " SELECT id, attempts, CASE status WHEN 'queued' THEN 'retried' ELSE status END,"
     "        jsonb_build_object('error', 'lease expired', 'lost_owner', lease_owner::text)"
     "   FROM r"
+    "), o AS ("
+    /* After a lost connection: rows claimed under our lease that we do not hold
+     * came from a claim whose answer was lost.  They never ran: requeue them
+     * uncharged rather than let them wait out the lease. */
+    " UPDATE chimera.tasks t"
+    "    SET status = 'queued', attempts = t.attempts - 1, lease_owner = NULL,"
+    "        lease_expires_at = NULL, run_at = now()"
+    "  WHERE $9::boolean AND t.lease_owner = $1::uuid AND t.status = 'running'"
+    "    AND t.id NOT IN (SELECT id FROM held)"
+    "  RETURNING t.id, t.attempts"
+    "), oe AS ("
+    " INSERT INTO chimera.task_events (task_id, attempt, kind, detail)"
+    " SELECT id, attempts + 1, 'retried',"
+    "        jsonb_build_object('error', 'its claim was lost with the database connection',"
+    "                           'charged', false)"
+    "   FROM o"
     "), d AS ("
     " DELETE FROM chimera.supervisors"
     "  WHERE heartbeat_at < now() - 10 * $7::bigint * interval '1 millisecond'"
     "    AND id <> $1::uuid"
     ")"
-    "SELECT id, status FROM r";
+    "SELECT id, status FROM r UNION ALL SELECT id, 'lost' FROM o";
 
 static const char COUNTS_SQL[] =
     "SELECT status, count(*)::bigint FROM chimera.tasks GROUP BY status";
@@ -369,6 +387,7 @@ void queue_db_state(struct queue *q, bool up)
                 return;
         }
         q->maybe_empty = false;
+        q->recover = true;
         heartbeat_send(q);
         queue_flush(q);
         queue_kick(q);
@@ -716,9 +735,15 @@ static void heartbeat_done_cb(PGresult *res, void *arg)
                 log_warnx("heartbeat failed: %s", PQresultErrorMessage(res));
                 return;
         }
-        for (int i = 0; i < PQntuples(res); i++)
-                log_warnx("task %s: lease expired without renewal; now %s", PQgetvalue(res, i, 0),
-                          PQgetvalue(res, i, 1));
+        for (int i = 0; i < PQntuples(res); i++) {
+                if (strcmp(PQgetvalue(res, i, 1), "lost") == 0)
+                        log_warnx("task %s: its claim was lost with the database connection; "
+                                  "queued again, uncharged",
+                                  PQgetvalue(res, i, 0));
+                else
+                        log_warnx("task %s: lease expired without renewal; now %s",
+                                  PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+        }
         if (PQntuples(res) > 0) {
                 q->maybe_empty = false;
                 queue_kick(q);
@@ -729,10 +754,11 @@ static void heartbeat_send(struct queue *q)
 {
         struct supervisor *sv = q->sv;
         char pid[16], size[16], lease[32];
-        const char *params[8];
+        const char *params[9];
         json_t *held, *op;
         const char *key;
         char *held_text;
+        size_t i;
 
         if (!q->registered || q->heartbeat_inflight || !db_is_up(sv->db))
                 return;
@@ -740,6 +766,8 @@ static void heartbeat_send(struct queue *q)
         pool_held_ids(&sv->pool, held);
         /* Tasks whose outcome is not written yet are still ours. */
         json_object_foreach (q->pending, key, op)
+                json_array_append(held, json_object_get(op, "id"));
+        json_array_foreach (q->inflight, i, op)
                 json_array_append(held, json_object_get(op, "id"));
         held_text = json_dumps(held, JSON_COMPACT);
         json_decref(held);
@@ -754,9 +782,11 @@ static void heartbeat_send(struct queue *q)
         params[5] = q->queues_literal;
         params[6] = lease;
         params[7] = held_text;
+        params[8] = q->recover ? "true" : "false";
+        q->recover = false;
         q->heartbeat_inflight = true;
         q->nbusy_statements++;
-        db_query(sv->db, HEARTBEAT_SQL, 8, params, heartbeat_done_cb, q);
+        db_query(sv->db, HEARTBEAT_SQL, 9, params, heartbeat_done_cb, q);
         free(held_text);
 }
 

@@ -260,6 +260,44 @@ START_TEST(circuit_breaker_defers_tasks_while_an_agent_keeps_failing)
 }
 END_TEST
 
+START_TEST(lost_database_connection_loses_nothing)
+{
+        char sup_id[64];
+
+        config(2, NULL,
+               "\"sleep\": {\"initial\": \"run\", \"phases\": {\"run\": {\"agent\": "
+               "\"builtin:sleep\"}}}");
+        h_start_chimerad(H.config, "chimerad");
+        ck_assert(h_wait_int("SELECT count(*) FROM chimera.supervisors", 1, 30000));
+        h_text("SELECT id FROM chimera.supervisors", sup_id, sizeof(sup_id));
+        h_exec("INSERT INTO chimera.tasks (workflow, payload) VALUES ('sleep', '{\"ms\": 1000}')");
+        ck_assert(
+            h_wait_int("SELECT count(*) FROM chimera.tasks WHERE status = 'running'", 1, 30000));
+        /* A row claimed under chimerad's lease that it never heard of: what a claim
+         * whose answer died with the connection leaves behind. */
+        char sql[512];
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO chimera.tasks (workflow, status, attempts, lease_owner, "
+                 "lease_expires_at, started_at) VALUES ('noop', 'running', 1, '%s', "
+                 "now() + interval '1 hour', now())",
+                 sup_id);
+        h_exec(sql);
+        /* Cut chimerad's connection while its task runs. */
+        ck_assert_int_ge(h_int("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                               "WHERE datname = current_database() AND pid <> pg_backend_pid()"),
+                         1);
+        ck_assert(log_has("database connection lost", 30000));
+        ck_assert(
+            h_wait_int("SELECT count(*) FROM chimera.tasks WHERE status = 'succeeded'", 2, 30000));
+        /* The running task's result was kept and written after reconnecting; the
+         * orphaned claim was requeued without using an attempt. */
+        ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.tasks WHERE attempts = 1"), 2);
+        ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.task_events WHERE kind = 'retried' "
+                               "AND detail->>'charged' = 'false'"),
+                         1);
+}
+END_TEST
+
 Suite *lifecycle_suite(void)
 {
         Suite *s = suite_create("lifecycle");
@@ -272,6 +310,7 @@ Suite *lifecycle_suite(void)
         tcase_add_test(tc, sighup_applies_a_new_workflow_and_replaces_the_workers);
         tcase_add_test(tc, workers_that_keep_crashing_are_respawned_with_a_growing_delay);
         tcase_add_test(tc, circuit_breaker_defers_tasks_while_an_agent_keeps_failing);
+        tcase_add_test(tc, lost_database_connection_loses_nothing);
         suite_add_tcase(s, tc);
         return s;
 }
