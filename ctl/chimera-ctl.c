@@ -10,7 +10,8 @@
  * Task history lives in PostgreSQL, and chimera-ctl reads it there
  * directly with libpq (blocking: a command line has nothing else to do
  * meanwhile), from the database the same config names, so `show` works
- * whether or not a chimerad is running.
+ * whether or not a chimerad is running.  `retry` changes a task there too,
+ * in one statement that checks and acts under the row's lock.
  *
  * Each command is a row in commands[].  It prints its reply laid out for
  * people (80 columns), or with --json as JSON for scripts.  A reply is input from
@@ -95,10 +96,12 @@ struct task_view {
 
 static int cmd_status(const struct ctl_opts *opts, int argc, char **argv);
 static int cmd_show(const struct ctl_opts *opts, int argc, char **argv);
+static int cmd_retry(const struct ctl_opts *opts, int argc, char **argv);
 
 static const struct ctl_cmd commands[] = {
     {"status", "status", "the supervisor, what each worker runs, task counts", cmd_status},
     {"show", "show ID", "a task's row and its timeline of events", cmd_show},
+    {"retry", "retry ID", "put a dead or failed task back in the queue", cmd_retry},
 };
 
 static const char *const task_statuses[] = {"queued", "running", "succeeded",
@@ -131,7 +134,7 @@ static void usage(FILE *out)
                 "  -c, --config FILE    config file naming the control socket and the\n"
                 "                       database (default " CONFIG_DEFAULT_PATH ")\n"
                 "      --socket PATH    control socket to use, overriding the config\n"
-                "      --database URL   database to read task history from (a libpq URL or\n"
+                "      --database URL   database holding the task queue (a libpq URL or\n"
                 "                       key=value string), overriding the config, which is\n"
                 "                       then not read; without it: the config's \"database\",\n"
                 "                       else CHIMERA_DATABASE_URL, else libpq's PG* variables\n"
@@ -139,10 +142,16 @@ static void usage(FILE *out)
                 "  -h, --help           show this help and exit\n"
                 "      --version        show the version and exit\n"
                 "\n"
+                "retry ID queues a dead or failed task again, to run now with all its\n"
+                "max_attempts.  A dead task resumes at the phase it reached; a failed one\n"
+                "starts over from the first phase.  Its last_error stays until it ends\n"
+                "again.  Other tasks (queued, running, succeeded, cancelled) are left alone.\n"
+                "\n"
                 "Exit status:\n"
                 "  0  success\n"
                 "  1  error: no chimerad running, database unreachable or without the\n"
-                "     chimera schema, no such task, unreadable config, bad reply, ...\n"
+                "     chimera schema, no such task, a task retry cannot act on,\n"
+                "     unreadable config, bad reply, ...\n"
                 "  2  wrong usage\n");
 }
 
@@ -504,8 +513,31 @@ static PGconn *db_connect(const char *conninfo, char *err, size_t errsz)
         return conn;
 }
 
-/* Explains a failed query; a missing schema is the usual first-day mistake. */
-static void query_error(PGconn *conn, const PGresult *res, char *err, size_t errsz)
+/*
+ * Finds the database (resolve_database()) and connects to it.  Returns the
+ * connection, or NULL after printing the error.
+ */
+static PGconn *open_database(const struct ctl_opts *opts)
+{
+        char *conninfo = resolve_database(opts);
+        PGconn *conn;
+        char err[1024];
+
+        if (!conninfo)
+                return NULL;
+        conn = db_connect(conninfo, err, sizeof(err));
+        if (!conn)
+                ctl_errx("%s", err);
+        free(conninfo);
+        return conn;
+}
+
+/*
+ * Explains a failed query ("what: message", what being "reading the task"
+ * or the like); a missing schema is the usual first-day mistake.
+ */
+static void query_error(PGconn *conn, const PGresult *res, const char *what, char *err,
+                        size_t errsz)
 {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
@@ -515,7 +547,7 @@ static void query_error(PGconn *conn, const PGresult *res, char *err, size_t err
                          "--migrate'",
                          PQdb(conn));
         else
-                db_error("reading the task", PQresultErrorMessage(res), err, errsz);
+                db_error(what, PQresultErrorMessage(res), err, errsz);
 }
 
 /* Decodes one JSON value of a result; returns a new reference, or NULL with err set. */
@@ -548,7 +580,7 @@ static int db_read_task(PGconn *conn, const char *id, json_t **task, json_t **ev
         int rc = -1;
 
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                query_error(conn, res, err, errsz);
+                query_error(conn, res, "reading the task", err, errsz);
                 goto out;
         }
         rc = 0;
@@ -558,6 +590,77 @@ static int db_read_task(PGconn *conn, const char *id, json_t **task, json_t **ev
         *events = *task ? result_json(res, 1, err, errsz) : NULL;
         rc = *events ? 1 : -1;
 out:
+        PQclear(res);
+        return rc;
+}
+
+/* What retry found and did. */
+struct retry_outcome {
+        char *previous; /* the task's status before: dead, failed, or why it was not retried */
+        int retried;    /* whether it is queued again */
+        char *phase;    /* the phase it resumes at; NULL when it starts over */
+};
+
+/*
+ * Puts task id back in the queue if it is dead or failed, in one statement:
+ * it locks the row (waiting for a writer that holds it, then seeing what that
+ * writer committed), and only then judges its status, so two operators, or
+ * an operator and a supervisor, can never both act on one old status.
+ *
+ * The task gets max_attempts attempts again (attempts 0), runs now, and is
+ * unleased and unfinished; last_error stays (it says what went wrong before,
+ * as it does on an automatic retry) until the task next succeeds or fails.
+ * A dead task keeps its checkpoint and resumes at the phase it reached; a
+ * failed task starts over (its checkpoint names "failed", or a phase it can
+ * only fail from again, such as one past max_transitions), and so does any
+ * checkpoint naming a terminal phase, which the runner would refuse.  The
+ * "retried" event (attempt 0: between two rounds of attempts) records who
+ * and what, and a NOTIFY wakes an idle supervisor, as the insert trigger
+ * does for a new task.
+ *
+ * Returns 1 with out filled (the caller frees its strings), 0 when there is
+ * no such task, -1 with err set.
+ */
+static int db_retry_task(PGconn *conn, const char *id, struct retry_outcome *out, char *err,
+                         size_t errsz)
+{
+        static const char sql[] =
+            "WITH o AS ("
+            " SELECT id, status, attempts FROM chimera.tasks WHERE id = $1::bigint FOR UPDATE"
+            "), u AS ("
+            " UPDATE chimera.tasks t SET"
+            "   status = 'queued', attempts = 0, run_at = now(), finished_at = NULL,"
+            "   lease_owner = NULL, lease_expires_at = NULL, result = NULL,"
+            "   state = CASE WHEN o.status = 'failed'"
+            "                  OR t.state->>'phase' IN ('complete', 'failed')"
+            "                THEN NULL ELSE t.state END"
+            "  FROM o WHERE t.id = o.id AND o.status IN ('dead', 'failed')"
+            "  RETURNING t.id, t.queue, t.state->>'phase' AS phase"
+            "), e AS ("
+            " INSERT INTO chimera.task_events (task_id, attempt, kind, detail)"
+            " SELECT u.id, 0, 'retried',"
+            "        jsonb_strip_nulls(jsonb_build_object('by', 'chimera-ctl',"
+            "          'previous_status', o.status, 'previous_attempts', o.attempts,"
+            "          'role', current_user, 'resume_phase', u.phase))"
+            "   FROM u JOIN o ON o.id = u.id"
+            ")"
+            "SELECT o.status, u.id IS NOT NULL, u.phase,"
+            "       CASE WHEN u.id IS NOT NULL THEN pg_notify('chimera_tasks', u.queue) END"
+            "  FROM o LEFT JOIN u ON true";
+        PGresult *res = PQexecParams(conn, sql, 1, NULL, &id, NULL, NULL, 0);
+        int rc = -1;
+
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                query_error(conn, res, "retrying the task", err, errsz);
+                goto done;
+        }
+        rc = PQntuples(res) > 0;
+        if (rc == 0)
+                goto done;
+        out->previous = util_strdup(PQgetvalue(res, 0, 0));
+        out->retried = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+        out->phase = PQgetisnull(res, 0, 2) ? NULL : util_strdup(PQgetvalue(res, 0, 2));
+done:
         PQclear(res);
         return rc;
 }
@@ -1378,8 +1481,14 @@ static void event_detail(const char *kind, json_t *detail, char *buf, size_t siz
                         appendf(buf, size, "by %s", host);
         } else {
                 /* retried, failed, dead, cancelled, and kinds of later versions */
+                const char *by = opt_string(detail, "by");
+                const char *was = opt_string(detail, "previous_status");
+                if (by)
+                        appendf(buf, size, "by %s", by);
+                if (by && was)
+                        appendf(buf, size, " (was %s)", was);
                 if (error)
-                        appendf(buf, size, "%s", error);
+                        appendf(buf, size, "%s%s", buf[0] ? ": " : "", error);
                 if (json_is_integer(retry_in)) {
                         fmt_duration(json_integer_value(retry_in), retry, sizeof(retry));
                         appendf(buf, size, "%s(retry in %s)", buf[0] ? " " : "", retry);
@@ -1542,27 +1651,34 @@ static int parse_task_id(const char *s, char *buf, size_t size)
         return 0;
 }
 
+/*
+ * Takes the one operand of command name, a task id, into buf as canonical
+ * decimal.  Returns 0, or EXIT_USAGE after printing the error and usage.
+ */
+static int task_id_operand(const char *name, int argc, char **argv, char *buf, size_t size)
+{
+        if (argc == 1 && parse_task_id(argv[0], buf, size) == 0)
+                return 0;
+        if (argc != 1)
+                ctl_errx("%s takes one task id", name);
+        else
+                ctl_errx("%s: a task id is a positive integer, not '%s'", name, argv[0]);
+        usage(stderr);
+        return EXIT_USAGE;
+}
+
 static int cmd_show(const struct ctl_opts *opts, int argc, char **argv)
 {
         json_t *task = NULL, *events = NULL;
-        char *conninfo = NULL, id[32], err[1024];
-        PGconn *conn = NULL;
+        char id[32], err[1024];
+        PGconn *conn;
         int rc = EXIT_FAILURE, found;
 
-        if (argc != 1 || parse_task_id(argv[0], id, sizeof(id)) < 0) {
-                if (argc != 1)
-                        ctl_errx("show takes one task id");
-                else
-                        ctl_errx("show: a task id is a positive integer, not '%s'", argv[0]);
-                usage(stderr);
+        if (task_id_operand("show", argc, argv, id, sizeof(id)) != 0)
                 return EXIT_USAGE;
-        }
-        conninfo = resolve_database(opts);
-        conn = conninfo ? db_connect(conninfo, err, sizeof(err)) : NULL;
-        if (conninfo && !conn)
-                ctl_errx("%s", err);
+        conn = open_database(opts);
         if (!conn)
-                goto out;
+                return EXIT_FAILURE;
         found = db_read_task(conn, id, &task, &events, err, sizeof(err));
         if (found < 0)
                 ctl_errx("%s", err);
@@ -1570,11 +1686,69 @@ static int cmd_show(const struct ctl_opts *opts, int argc, char **argv)
                 ctl_errx("no task %s", id);
         else
                 rc = print_show(opts, task, events);
-out:
         json_decref(events);
         json_decref(task);
         PQfinish(conn);
-        free(conninfo);
+        return rc;
+}
+
+/* ---- retry ---- */
+
+#define RETRY_PHASE_COLS 48 /* of a phase name in retry's one line */
+
+/* Prints what retry did: one line for people, or with --json one object. */
+static int print_retry(const struct ctl_opts *opts, const char *id, const struct retry_outcome *r)
+{
+        char phase[LINE_BUF];
+        json_t *j;
+        int rc;
+
+        if (opts->json) {
+                j = json_pack("{s:I, s:s, s:s, s:s?}", "id", (json_int_t)strtoll(id, NULL, 10),
+                              "status", "queued", "previous_status", r->previous, "resume_phase",
+                              r->phase);
+                if (!j) {
+                        ctl_errx("cannot encode the reply (invalid UTF-8?)");
+                        return EXIT_FAILURE;
+                }
+                rc = print_json(j);
+                json_decref(j);
+                return rc;
+        }
+        if (r->phase) {
+                fit_text(r->phase, RETRY_PHASE_COLS, phase, sizeof(phase));
+                printf("task %s queued again (was %s); it resumes at phase %s\n", id, r->previous,
+                       phase);
+        } else {
+                printf("task %s queued again (was %s); it starts over\n", id, r->previous);
+        }
+        return EXIT_SUCCESS;
+}
+
+static int cmd_retry(const struct ctl_opts *opts, int argc, char **argv)
+{
+        struct retry_outcome r = {0};
+        char id[32], err[1024];
+        PGconn *conn;
+        int rc = EXIT_FAILURE, found;
+
+        if (task_id_operand("retry", argc, argv, id, sizeof(id)) != 0)
+                return EXIT_USAGE;
+        conn = open_database(opts);
+        if (!conn)
+                return EXIT_FAILURE;
+        found = db_retry_task(conn, id, &r, err, sizeof(err));
+        if (found < 0)
+                ctl_errx("%s", err);
+        else if (found == 0)
+                ctl_errx("no task %s", id);
+        else if (!r.retried)
+                ctl_errx("task %s is %s: only dead or failed tasks can be retried", id, r.previous);
+        else
+                rc = print_retry(opts, id, &r);
+        free(r.previous);
+        free(r.phase);
+        PQfinish(conn);
         return rc;
 }
 
