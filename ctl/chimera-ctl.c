@@ -80,7 +80,9 @@ struct status_view {
         json_t *queues;
         int db_up;
         json_int_t size, busy, idle, starting;
-        struct status_worker *workers; /* owned array */
+        json_int_t restarts, crash_streak; /* 0 from a supervisor that does not say */
+        json_t *breakers;                  /* borrowed array, or NULL */
+        struct status_worker *workers;     /* owned array */
         size_t nworkers;
         json_t *tasks; /* object, or NULL when the database is down */
 };
@@ -1011,6 +1013,11 @@ static int parse_pool(json_t *reply, struct status_view *v, char *err, size_t er
                 snprintf(err, errsz, "invalid reply from chimerad: pool.workers: not an array");
                 return -1;
         }
+        v->restarts =
+            json_integer_value(json_object_get(json_object_get(reply, "pool"), "restarts"));
+        v->crash_streak =
+            json_integer_value(json_object_get(json_object_get(reply, "pool"), "crash_streak"));
+        v->breakers = json_object_get(reply, "breakers");
         v->nworkers = json_array_size(workers);
         v->workers = util_calloc(v->nworkers ? v->nworkers : 1, sizeof(*v->workers));
         for (size_t i = 0; i < v->nworkers; i++) {
@@ -1138,14 +1145,39 @@ static void print_tasks(FILE *out, const struct status_view *v)
         print_fitted(out, line);
 }
 
+/* Agents paused (or failing) by their circuit breaker, one line each. */
+static void print_breakers(FILE *out, const struct status_view *v)
+{
+        json_t *b;
+        size_t i;
+        char line[512], left[32];
+
+        json_array_foreach (v->breakers, i, b) {
+                json_int_t open_ms = json_integer_value(json_object_get(b, "open_ms"));
+                const char *agent = json_string_value(json_object_get(b, "agent"));
+                fmt_duration(open_ms, left, sizeof(left));
+                snprintf(line, sizeof(line),
+                         "breaker: agent %s, %" JSON_INTEGER_FORMAT " faults in a row, %s%s",
+                         agent ? agent : "?", json_integer_value(json_object_get(b, "failures")),
+                         open_ms > 0 ? "paused for another " : "closed", open_ms > 0 ? left : "");
+                print_fitted(out, line);
+        }
+}
+
 static void print_status(FILE *out, const struct status_view *v)
 {
+        char line[256];
+
         print_supervisor(out, v);
         fprintf(out, "database: %s\n", v->db_up ? "up" : "down");
-        fprintf(out,
-                "pool: %" JSON_INTEGER_FORMAT " worker%s, %" JSON_INTEGER_FORMAT
-                " busy, %" JSON_INTEGER_FORMAT " idle, %" JSON_INTEGER_FORMAT " starting\n",
-                v->size, v->size == 1 ? "" : "s", v->busy, v->idle, v->starting);
+        snprintf(line, sizeof(line),
+                 "pool: %" JSON_INTEGER_FORMAT " worker%s, %" JSON_INTEGER_FORMAT
+                 " busy, %" JSON_INTEGER_FORMAT " idle, %" JSON_INTEGER_FORMAT
+                 " starting, %" JSON_INTEGER_FORMAT " restarts%s",
+                 v->size, v->size == 1 ? "" : "s", v->busy, v->idle, v->starting, v->restarts,
+                 v->crash_streak > 0 ? " (workers crashing at start)" : "");
+        print_fitted(out, line);
+        print_breakers(out, v);
         if (v->nworkers > 0) {
                 fputc('\n', out);
                 print_titles(out, columns, NCOLS);

@@ -247,6 +247,12 @@ START_TEST(circuit_breaker_defers_tasks_while_an_agent_keeps_failing)
         ck_assert_str_eq(json_string_value(json_object_get(b, "agent")), "flappy");
         ck_assert_int_ge(json_integer_value(json_object_get(b, "failures")), 2);
         json_decref(j);
+        {
+                char *argv[] = {(char *)h_bin("chimera-ctl"), "-c", H.config, "status", NULL};
+                static char out[16384];
+                ck_assert_int_eq(h_run(argv, out, sizeof(out)), 0);
+                ck_assert_msg(strstr(out, "breaker: agent flappy, ") != NULL, "%s", out);
+        }
         /* The agent recovers: after the cool-down the task runs and succeeds. */
         char fixed[450];
         snprintf(fixed, sizeof(fixed), "%s.fixed", agent);
