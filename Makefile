@@ -51,7 +51,7 @@ COMMON_SRCS = common/log.c common/util.c common/frame.c common/config.c \
 SQL_SRCS    = $(sort $(wildcard sql/*.sql))
 SUPERVISOR_SRCS = supervisor/chimerad.c supervisor/pool.c supervisor/db.c \
                   supervisor/queue.c supervisor/control.c supervisor/migrate.c \
-                  supervisor/breaker.c \
+                  supervisor/breaker.c supervisor/notify.c supervisor/http.c \
                   $(BUILD)/sql_migrations.c
 WORKER_SRCS = worker/chimera-worker.c worker/runner.c worker/agent.c worker/agent_proto.c
 CTL_SRCS    = ctl/chimera-ctl.c
@@ -63,7 +63,8 @@ INTEG_SRCS  = tests/integration/check_integration.c tests/integration/harness.c 
               tests/integration/test_ctl.c tests/integration/test_show.c \
               tests/integration/test_chimera.c tests/integration/test_agents.c \
               tests/integration/test_faults.c tests/integration/test_retry.c \
-              tests/integration/test_lifecycle.c
+              tests/integration/test_lifecycle.c tests/integration/test_commands.c \
+              tests/integration/test_http.c tests/integration/test_systemd.c
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(patsubst $(BUILD)/%,%,$(1)))
 

@@ -29,6 +29,8 @@
 #include "chimerad.h"
 #include "control.h"
 #include "db.h"
+#include "http.h"
+#include "notify.h"
 #include "log.h"
 #include "migrate.h"
 #include "queue.h"
@@ -54,6 +56,18 @@ static void usage(FILE *out)
                 "else libpq's PG* environment variables.  Signals: TERM or INT drain and\n"
                 "exit 0.  Exit status: 0 on success, 1 on an error, 2 on a usage error.\n",
                 CONFIG_DEFAULT_PATH);
+}
+
+const int64_t STATS_BUCKETS_MS[STATS_NBUCKETS] = {5,    10,   25,   50,    100,   250,   500,
+                                                  1000, 2500, 5000, 10000, 30000, 60000, 300000};
+
+void stats_observe_duration(struct sup_stats *st, int64_t ms)
+{
+        for (int i = 0; i < STATS_NBUCKETS; i++)
+                if (ms <= STATS_BUCKETS_MS[i])
+                        st->duration_buckets[i]++;
+        st->duration_count++;
+        st->duration_sum_ms += ms;
 }
 
 const char *supervisor_state_name(enum sup_state state)
@@ -130,23 +144,29 @@ static void shutdown_timeout_cb(evutil_socket_t fd, short what, void *arg)
         event_base_loopexit(sv->base, NULL);
 }
 
-static void terminate_cb(evutil_socket_t sig, short what, void *arg)
+void supervisor_drain(struct supervisor *sv)
 {
-        struct supervisor *sv = arg;
         struct timeval tv;
         int64_t ms = sv->cfg->shutdown_timeout_ms;
 
         if (sv->state >= SUP_DRAINING) {
-                log_info("signal %d again: already stopping", (int)sig);
+                log_info("already stopping");
                 return;
         }
-        log_info("signal %d: draining (%d tasks running, shutdown_timeout %lld ms)", (int)sig,
+        log_info("draining (%d tasks running, shutdown_timeout %lld ms)",
                  pool_busy_count(&sv->pool), (long long)ms);
+        notify_stopping(sv);
         sv->state = SUP_DRAINING;
         tv.tv_sec = ms / 1000;
         tv.tv_usec = (ms % 1000) * 1000;
         evtimer_add(sv->shutdown_timer, &tv);
         supervisor_maybe_finish(sv);
+}
+
+static void terminate_cb(evutil_socket_t sig, short what, void *arg)
+{
+        log_info("signal %d (%s)", (int)sig, strsignal((int)sig));
+        supervisor_drain(arg);
 }
 
 /*
@@ -173,22 +193,15 @@ static void keep_fixed_settings(const struct config *old, struct config *cfg)
         }
 }
 
-/*
- * SIGHUP: reads the config again.  A config that does not load is refused
- * with a log line and the running one stays; a good one replaces it at
- * once for everything claimed from now on, and the workers are replaced
- * one by one as they finish their current task.
- */
-static void hup_cb(evutil_socket_t sig, short what, void *arg)
+int supervisor_reload(struct supervisor *sv, char *err, size_t errsz)
 {
-        struct supervisor *sv = arg;
         struct config *cfg, *old = sv->cfg;
-        char err[1024];
 
-        cfg = config_load(sv->config_path, err, sizeof(err));
+        notify_reloading(sv);
+        cfg = config_load(sv->config_path, err, errsz);
         if (cfg == NULL) {
-                log_warnx("SIGHUP: keeping the running configuration: %s", err);
-                return;
+                notify_ready(sv);
+                return -1;
         }
         keep_fixed_settings(old, cfg);
         sv->cfg = cfg;
@@ -197,8 +210,24 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
         queue_reconfigure(sv->queue);
         pool_reconfigure(&sv->pool);
         config_free(old);
-        log_info("SIGHUP: configuration reloaded from %s (%zu workflows, %zu agents)",
-                 sv->config_path, cfg->nworkflows, cfg->nagents);
+        log_info("configuration reloaded from %s (%zu workflows, %zu agents)", sv->config_path,
+                 cfg->nworkflows, cfg->nagents);
+        notify_ready(sv);
+        return 0;
+}
+
+/*
+ * SIGHUP: reads the config again.  A config that does not load is refused
+ * with a log line and the running one stays; a good one replaces it at
+ * once for everything claimed from now on, and the workers are replaced
+ * one by one as they finish their current task.
+ */
+static void hup_cb(evutil_socket_t sig, short what, void *arg)
+{
+        char err[1024];
+
+        if (supervisor_reload(arg, err, sizeof(err)) < 0)
+                log_warnx("SIGHUP: keeping the running configuration: %s", err);
 }
 
 static void database_state_cb(bool up, void *arg)
@@ -247,6 +276,9 @@ static int run(struct supervisor *sv)
         sv->control = control_new(sv, sv->cfg->control_socket);
         if (sv->control == NULL)
                 return 1;
+        if (sv->cfg->http_listen != NULL && (sv->http = http_new(sv)) == NULL)
+                return 1;
+        notify_start(sv);
         sv->db = db_new(sv->base, database_conninfo(sv->cfg), "chimera_tasks", database_state_cb,
                         database_notify_cb, sv);
         /* A statement unanswered for a lease is a dead connection: by then our
@@ -271,6 +303,8 @@ static int run(struct supervisor *sv)
 
 static void supervisor_free(struct supervisor *sv)
 {
+        notify_stop(sv);
+        http_free(sv->http);
         pool_free(&sv->pool);
         queue_free(sv->queue);
         breakers_free(sv->breakers);

@@ -21,6 +21,8 @@
 struct db;
 struct control;
 struct breakers;
+struct notify;
+struct http;
 
 enum sup_state {
         SUP_STARTING, /* waiting for the database and the schema check */
@@ -77,13 +79,28 @@ struct pool {
 };
 
 /* Counters reported by status. */
+/*
+ * Counters since start, for status and /metrics.  The duration histogram
+ * covers each attempt from hand-over to its worker until its result, in
+ * the cumulative buckets Prometheus expects (le = STATS_BUCKETS_MS[i]).
+ */
+#define STATS_NBUCKETS 14
+extern const int64_t STATS_BUCKETS_MS[STATS_NBUCKETS];
+
 struct sup_stats {
         uint64_t claimed;
         uint64_t succeeded;
         uint64_t failed;
-        uint64_t retried;
-        uint64_t dead;
+        uint64_t retried;  /* transient errors (a retry, or dead when attempts ran out) */
+        uint64_t dead;     /* as reported back by the database */
+        uint64_t deferred; /* waiting for an agent's circuit breaker */
+        uint64_t duration_buckets[STATS_NBUCKETS];
+        uint64_t duration_count;
+        int64_t duration_sum_ms;
 };
+
+/* Adds one attempt's duration to the histogram. */
+void stats_observe_duration(struct sup_stats *st, int64_t ms);
 
 struct supervisor {
         struct event_base *base;
@@ -101,6 +118,8 @@ struct supervisor {
         struct control *control;
         struct queue *queue;
         struct breakers *breakers;
+        struct notify *notify; /* owned by notify.c; NULL outside systemd */
+        struct http *http;     /* NULL unless http.listen is set */
         struct sup_stats stats;
 
         struct event *sig_term, *sig_int, *sig_hup, *sig_chld;
@@ -109,6 +128,17 @@ struct supervisor {
 
 /* supervisor-wide actions (chimerad.c) */
 void supervisor_maybe_finish(struct supervisor *sv);
+
+/*
+ * Reads the config file again and applies it (SIGHUP, `chimera-ctl
+ * reload`).  Returns 0, or -1 with the reason in err when the new config
+ * does not load; the running one then stays.
+ */
+int supervisor_reload(struct supervisor *sv, char *err, size_t errsz)
+    __attribute__((warn_unused_result));
+
+/* Starts draining for exit, as SIGTERM does. */
+void supervisor_drain(struct supervisor *sv);
 const char *supervisor_state_name(enum sup_state state);
 
 /* pool.c: the pre-forked workers. */

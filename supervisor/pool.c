@@ -190,6 +190,7 @@ static void on_result(struct worker *w, json_t *msg)
                          (long long)t->id, error ? error : "no reason given", t->workflow,
                          t->attempt, t->trace_id, (int)w->pid);
         } else if (strcmp(status, "defer") == 0) {
+                sv->stats.deferred++;
                 log_info("task %lld deferred: %s (workflow %s, attempt %d, trace %s)",
                          (long long)t->id, error ? error : "agent paused", t->workflow, t->attempt,
                          t->trace_id);
@@ -199,6 +200,7 @@ static void on_result(struct worker *w, json_t *msg)
                          (long long)t->id, error ? error : "transient error", t->workflow,
                          t->attempt, t->trace_id);
         }
+        stats_observe_duration(&sv->stats, ms);
         queue_finish(sv->queue, t, status, json_incref(json_object_get(msg, "result")), error,
                      json_incref(json_object_get(msg, "state")));
         task_free(t);

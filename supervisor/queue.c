@@ -32,6 +32,7 @@
 
 #include "breaker.h"
 #include "db.h"
+#include "notify.h"
 #include "log.h"
 #include "migrate.h"
 #include "queue.h"
@@ -371,6 +372,7 @@ static void schema_cb(PGresult *res, void *arg)
         heartbeat_send(q);
         if (sv->state == SUP_STARTING) {
                 sv->state = SUP_RUNNING;
+                notify_ready(sv);
                 log_info("supervisor %s ready: pool of %d, queues %s", sv->id, sv->pool.size,
                          q->queues_literal);
         }
@@ -681,9 +683,16 @@ static void write_cb(PGresult *res, void *arg)
                 log_warnx("writing %zu task updates failed: %s", sent, PQresultErrorMessage(res));
         } else {
                 applied = (size_t)PQntuples(res);
-                for (size_t i = 0; i < applied; i++)
+                for (size_t i = 0; i < applied; i++) {
+                        const char *now = PQgetvalue(res, (int)i, 2);
+                        if (strcmp(now, "dead") == 0) {
+                                q->sv->stats.dead++;
+                                log_warnx("task %s is dead: its attempts are used up",
+                                          PQgetvalue(res, (int)i, 0));
+                        }
                         log_debug("task %s attempt %s is now %s", PQgetvalue(res, (int)i, 0),
-                                  PQgetvalue(res, (int)i, 1), PQgetvalue(res, (int)i, 2));
+                                  PQgetvalue(res, (int)i, 1), now);
+                }
                 if (applied < sent)
                         log_warnx("%zu of %zu task updates were refused: the task is no longer "
                                   "running under this supervisor's lease",

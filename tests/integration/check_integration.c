@@ -33,6 +33,9 @@ int main(void)
         srunner_add_suite(sr, chimera_suite());
         srunner_add_suite(sr, retry_suite());
         srunner_add_suite(sr, lifecycle_suite());
+        srunner_add_suite(sr, commands_suite());
+        srunner_add_suite(sr, http_suite());
+        srunner_add_suite(sr, systemd_suite());
         srunner_add_suite(sr, faults_suite());
         srunner_run_all(sr, CK_NORMAL);
         failed = srunner_ntests_failed(sr);

@@ -13,6 +13,9 @@ Suite *agents_suite(void);
 Suite *faults_suite(void);
 Suite *retry_suite(void);
 Suite *lifecycle_suite(void);
+Suite *commands_suite(void);
+Suite *http_suite(void);
+Suite *systemd_suite(void);
 
 /* A test case with the per-test database fixture and a generous timeout. */
 TCase *h_tcase(const char *name);
