@@ -66,9 +66,50 @@ static void write_line(const char *line, size_t len)
         }
 }
 
-static void log_emit(enum log_level level, int errnum, const char *fmt, va_list ap)
+/* The trailing "(workflow ..., trace ...)" of a text task line. */
+static void task_suffix(const struct log_task *t, char *buf, size_t size)
 {
-        char msg[4096], when[40], line[4608];
+        size_t n = 0;
+
+#define ADD(...) (n += (size_t)snprintf(buf + n, n < size ? size - n : 0, __VA_ARGS__))
+        ADD(" (");
+        if (t->workflow != NULL)
+                ADD("workflow %s, ", t->workflow);
+        if (t->attempt > 0)
+                ADD("attempt %d, ", t->attempt);
+        if (t->phase != NULL)
+                ADD("phase %s, ", t->phase);
+        if (t->worker_pid > 0)
+                ADD("worker %d, ", t->worker_pid);
+        if (t->duration_ms >= 0)
+                ADD("%lld ms, ", t->duration_ms);
+        ADD("trace %s)", t->trace_id != NULL ? t->trace_id : "-");
+#undef ADD
+}
+
+static json_t *task_fields(const struct log_task *t)
+{
+        json_t *o = json_pack("{s:I}", "task_id", (json_int_t)t->id);
+
+        if (t->workflow != NULL)
+                json_object_set_new(o, "workflow", json_string(t->workflow));
+        if (t->attempt > 0)
+                json_object_set_new(o, "attempt", json_integer(t->attempt));
+        if (t->phase != NULL)
+                json_object_set_new(o, "phase", json_string(t->phase));
+        if (t->worker_pid > 0)
+                json_object_set_new(o, "worker_pid", json_integer(t->worker_pid));
+        if (t->duration_ms >= 0)
+                json_object_set_new(o, "duration_ms", json_integer(t->duration_ms));
+        if (t->trace_id != NULL)
+                json_object_set_new(o, "trace_id", json_string(t->trace_id));
+        return o;
+}
+
+static void log_emit_task(enum log_level level, int errnum, const struct log_task *t,
+                          const char *fmt, va_list ap)
+{
+        char msg[4096], when[40], line[8192], suffix[512];
         int len;
 
         if (level < log_min)
@@ -80,16 +121,27 @@ static void log_emit(enum log_level level, int errnum, const char *fmt, va_list 
         }
         format_time(when, sizeof(when));
         if (log_fmt == LOG_FORMAT_JSON) {
-                json_t *o =
-                    json_pack("{s:s, s:s, s:i, s:s, s:s}", "time", when, "prog", log_prog, "pid",
-                              (int)getpid(), "level", level_names[level], "msg", msg);
-                char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+                json_t *o = t != NULL ? task_fields(t) : json_object();
+                json_object_set_new(o, "time", json_string(when));
+                json_object_set_new(o, "prog", json_string(log_prog));
+                json_object_set_new(o, "pid", json_integer((int)getpid()));
+                json_object_set_new(o, "level", json_string(level_names[level]));
+                json_object_set_new(o, "msg", json_string(msg));
+                char *s = json_dumps(o, JSON_COMPACT);
                 len = snprintf(line, sizeof(line), "%s\n", s ? s : msg);
                 free(s);
                 json_decref(o);
         } else {
-                len = snprintf(line, sizeof(line), "%s %s[%d]: %s: %s\n", when, log_prog,
-                               (int)getpid(), level_names[level], msg);
+                suffix[0] = '\0';
+                if (t != NULL) {
+                        task_suffix(t, suffix, sizeof(suffix));
+                        len = snprintf(line, sizeof(line), "%s %s[%d]: %s: task %lld: %s%s\n", when,
+                                       log_prog, (int)getpid(), level_names[level], t->id, msg,
+                                       suffix);
+                } else {
+                        len = snprintf(line, sizeof(line), "%s %s[%d]: %s: %s\n", when, log_prog,
+                                       (int)getpid(), level_names[level], msg);
+                }
         }
         if (len < 0)
                 return;
@@ -98,6 +150,22 @@ static void log_emit(enum log_level level, int errnum, const char *fmt, va_list 
                 line[len - 1] = '\n';
         }
         write_line(line, (size_t)len);
+}
+
+static void log_emit(enum log_level level, int errnum, const char *fmt, va_list ap)
+{
+        log_emit_task(level, errnum, NULL, fmt, ap);
+}
+
+void log_task(enum log_level level, const struct log_task *t, const char *fmt, ...)
+{
+        int saved = errno;
+        va_list ap;
+
+        va_start(ap, fmt);
+        log_emit_task(level, 0, t, fmt, ap);
+        va_end(ap);
+        errno = saved;
 }
 
 #define LOG_FN(fn, level, with_errno)                                                              \

@@ -33,6 +33,25 @@ void log_init(const char *prog, enum log_level level, enum log_format format);
 /* Parses "debug", "info", "warn", "error"; returns -1 for anything else. */
 int log_level_parse(const char *s, enum log_level *out) __attribute__((warn_unused_result));
 
+/*
+ * What a line about a task carries besides its message: in text lines as a
+ * trailing "(workflow W, attempt A, phase P, worker PID, N ms, trace T)",
+ * in JSON lines as fields.  Unset members (NULL, 0, or duration_ms < 0)
+ * are left out.
+ */
+struct log_task {
+        long long id;
+        int attempt;
+        const char *workflow;
+        const char *phase;
+        const char *trace_id;
+        int worker_pid;
+        long long duration_ms;
+};
+
+void log_task(enum log_level level, const struct log_task *t, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

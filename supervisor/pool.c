@@ -170,6 +170,19 @@ static void on_progress(struct worker *w, json_t *msg)
                     json_incref(json_object_get(msg, "state")));
 }
 
+/* What a task's log lines carry; borrowed from w and t. */
+static struct log_task task_log(const struct worker *w, const struct task *t, int64_t ms)
+{
+        struct log_task lt = {.id = t->id,
+                              .attempt = t->attempt,
+                              .workflow = t->workflow,
+                              .phase = t->phase,
+                              .trace_id = t->trace_id,
+                              .worker_pid = (int)w->pid,
+                              .duration_ms = ms};
+        return lt;
+}
+
 static void on_result(struct worker *w, json_t *msg)
 {
         struct supervisor *sv = w->pool->sv;
@@ -178,27 +191,21 @@ static void on_result(struct worker *w, json_t *msg)
         const char *error = json_string_value(json_object_get(msg, "error"));
         int64_t ms = util_now_ms() - t->started_ms;
 
+        struct log_task lt = task_log(w, t, ms);
+
         if (strcmp(status, "succeeded") == 0) {
                 sv->stats.succeeded++;
-                log_info(
-                    "task %lld succeeded (workflow %s, attempt %d, trace %s, worker %d, %lld ms)",
-                    (long long)t->id, t->workflow, t->attempt, t->trace_id, (int)w->pid,
-                    (long long)ms);
+                log_task(LOG_LEVEL_INFO, &lt, "succeeded");
         } else if (strcmp(status, "failed") == 0) {
                 sv->stats.failed++;
-                log_info("task %lld failed: %s (workflow %s, attempt %d, trace %s, worker %d)",
-                         (long long)t->id, error ? error : "no reason given", t->workflow,
-                         t->attempt, t->trace_id, (int)w->pid);
+                log_task(LOG_LEVEL_INFO, &lt, "failed: %s", error ? error : "no reason given");
         } else if (strcmp(status, "defer") == 0) {
                 sv->stats.deferred++;
-                log_info("task %lld deferred: %s (workflow %s, attempt %d, trace %s)",
-                         (long long)t->id, error ? error : "agent paused", t->workflow, t->attempt,
-                         t->trace_id);
+                log_task(LOG_LEVEL_INFO, &lt, "deferred: %s", error ? error : "agent paused");
         } else {
                 sv->stats.retried++;
-                log_info("task %lld will be retried: %s (workflow %s, attempt %d, trace %s)",
-                         (long long)t->id, error ? error : "transient error", t->workflow,
-                         t->attempt, t->trace_id);
+                log_task(LOG_LEVEL_INFO, &lt, "will be retried: %s",
+                         error ? error : "transient error");
         }
         stats_observe_duration(&sv->stats, ms);
         queue_finish(sv->queue, t, status, json_incref(json_object_get(msg, "result")), error,
@@ -511,7 +518,8 @@ static void worker_reaped(struct worker *w, int status)
                 if (w->requeue) {
                         queue_finish(sv->queue, t, "requeue", NULL, err, NULL);
                 } else {
-                        log_warnx("task %lld: %s; it will be retried", (long long)t->id, err);
+                        struct log_task lt = task_log(w, t, util_now_ms() - t->started_ms);
+                        log_task(LOG_LEVEL_WARN, &lt, "%s; it will be retried", err);
                         sv->stats.retried++;
                         queue_finish(sv->queue, t, "retry", NULL, err, NULL);
                 }

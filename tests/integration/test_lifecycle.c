@@ -304,6 +304,24 @@ START_TEST(lost_database_connection_loses_nothing)
 }
 END_TEST
 
+START_TEST(logs_never_show_the_database_password)
+{
+        char text[4096];
+        pid_t sup;
+
+        snprintf(text, sizeof(text),
+                 "{\"database\": \"postgresql://chimera:s3cr3t-pw@127.0.0.1:1/nowhere\",\n"
+                 " \"control_socket\": \"%s\", \"pool\": {\"size\": 1}}\n",
+                 H.socket);
+        h_write_config_text(text);
+        sup = h_start_chimerad(H.config, "chimerad");
+        ck_assert(log_has("cannot connect to the database", 30000));
+        ck_assert(log_has("password=***", 5000));
+        ck_assert(!log_has("s3cr3t-pw", 0));
+        ck_assert_int_eq(kill(sup, 0), 0); /* still running, retrying */
+}
+END_TEST
+
 Suite *lifecycle_suite(void)
 {
         Suite *s = suite_create("lifecycle");
@@ -317,6 +335,7 @@ Suite *lifecycle_suite(void)
         tcase_add_test(tc, workers_that_keep_crashing_are_respawned_with_a_growing_delay);
         tcase_add_test(tc, circuit_breaker_defers_tasks_while_an_agent_keeps_failing);
         tcase_add_test(tc, lost_database_connection_loses_nothing);
+        tcase_add_test(tc, logs_never_show_the_database_password);
         suite_add_tcase(s, tc);
         return s;
 }
