@@ -111,6 +111,10 @@ static void set_error(struct db *db, const char *msg)
         n = strlen(db->last_error);
         while (n > 0 && (db->last_error[n - 1] == '\n' || db->last_error[n - 1] == ' '))
                 db->last_error[--n] = '\0';
+        /* libpq's messages may span lines; a log line must not. */
+        for (char *c = db->last_error; *c != '\0'; c++)
+                if (*c == '\n' || *c == '\r' || *c == '\t')
+                        *c = ' ';
 }
 
 static void free_events(struct db *db)
@@ -134,12 +138,16 @@ static void schedule_reconnect(struct db *db)
 }
 
 /*
- * Drops the connection.  The in-flight statement's callback learns of it
- * with a NULL result; queued statements stay for the next connection.
+ * Drops the connection.  Every statement not answered yet, in flight or
+ * queued, learns of it through a NULL result, in order.  None is carried
+ * over to the next connection: what was decided before the loss (the
+ * tasks we hold, what to claim) may be stale by then, so the callers issue
+ * fresh statements once the connection is back.
  */
 static void db_lost(struct db *db)
 {
         struct db_query *q = db->inflight;
+        struct db_query_list failed;
         bool was_up = db->state == DB_UP;
 
         free_events(db);
@@ -156,7 +164,16 @@ static void db_lost(struct db *db)
         db->listening = false;
         PQclear(db->result);
         db->result = NULL;
+        TAILQ_INIT(&failed);
+        TAILQ_CONCAT(&failed, &db->queue, entry);
         if (q != NULL) {
+                db->npending--;
+                q->cb(NULL, q->arg);
+                query_free(q);
+        }
+        /* The state is DOWN already, so these callbacks cannot queue new work. */
+        while ((q = TAILQ_FIRST(&failed)) != NULL) {
+                TAILQ_REMOVE(&failed, q, entry);
                 db->npending--;
                 q->cb(NULL, q->arg);
                 query_free(q);
@@ -241,11 +258,28 @@ static int watch_connect(struct db *db, short what)
         return 0;
 }
 
+/* Server notices (a FATAL before disconnecting, a WARNING) as one log line each. */
+static void notice_cb(void *arg, const char *message)
+{
+        char line[512];
+        size_t n;
+
+        snprintf(line, sizeof(line), "%s", message);
+        n = strlen(line);
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == ' '))
+                line[--n] = '\0';
+        for (char *c = line; *c != '\0'; c++)
+                if (*c == '\n' || *c == '\t')
+                        *c = ' ';
+        log_warnx("database: %s", line);
+}
+
 static void db_became_up(struct db *db)
 {
         evtimer_del(db->watchdog_ev);
         free_events(db);
         db->sock = PQsocket(db->conn);
+        PQsetNoticeProcessor(db->conn, notice_cb, db);
         if (PQsetnonblocking(db->conn, 1) != 0) {
                 db_lost(db);
                 return;

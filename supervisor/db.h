@@ -4,9 +4,9 @@
  *
  * Callers queue statements; they run one after another in FIFO order and
  * each callback gets its result.  The connection is opened in the
- * background and reopened with a back-off whenever it is lost; statements
- * queued meanwhile wait for it.  LISTEN is re-issued on every new
- * connection before anything queued.
+ * background and reopened with a back-off whenever it is lost; every
+ * statement not answered when it is lost gets a NULL result.  LISTEN is
+ * re-issued on every new connection before anything queued.
  */
 #ifndef CHIMERA_DB_H
 #define CHIMERA_DB_H
@@ -20,8 +20,9 @@ struct db;
 
 /*
  * Called with the result of a statement, or with res == NULL when the
- * connection was lost while the statement was in flight (it may or may not
- * have committed).  res is owned by db.c and cleared after the call.
+ * connection was lost before the statement was answered (if it was in
+ * flight, it may or may not have committed).  res is owned by db.c and
+ * cleared after the call.
  */
 typedef void (*db_result_cb)(PGresult *res, void *arg);
 

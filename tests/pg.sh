@@ -3,6 +3,14 @@
 #
 #   sh tests/pg.sh start DIR [--durable]   prints postgresql://...; also in DIR/url
 #   sh tests/pg.sh stop DIR                stops the server and removes DIR
+#   sh tests/pg.sh pause DIR               stops the server (fast shutdown), keeps DIR
+#   sh tests/pg.sh resume DIR              starts a paused server again, on the same
+#                                          port and data directory, and waits until
+#                                          it accepts connections (nothing to do if
+#                                          it runs)
+#
+# pause and resume let tests take the database away under a running client
+# and give it back where the client's connection string still points.
 #
 # The server listens on 127.0.0.1 only, on a free port picked at random (so
 # parallel runs do not collide), with its unix socket in DIR, and is tuned
@@ -31,7 +39,7 @@ die() {
 }
 
 usage() {
-        echo "usage: sh tests/pg.sh start DIR [--durable] | stop DIR" >&2
+        echo "usage: sh tests/pg.sh start DIR [--durable] | stop DIR | pause DIR | resume DIR" >&2
         exit 2
 }
 
@@ -261,6 +269,43 @@ cmd_stop() {
         remove_dir
 }
 
+# Sets DIR (absolute) and REAL for a cluster that start made.
+find_cluster() {
+        [ -f "$DIR/$MARKER" ] || die "$DIR holds no cluster made by tests/pg.sh start"
+        DIR=$(cd "$DIR" && pwd -P)
+        REAL=$(cat "$DIR/$MARKER")
+}
+
+# The port start chose, from the URL it recorded.
+recorded_port() {
+        [ -f "$DIR/url" ] || die "$DIR/url is missing: cannot tell which port to use"
+        port=$(sed -n 's|^postgresql://[^@]*@[^:/]*:\([0-9][0-9]*\)/.*|\1|p' "$DIR/url")
+        [ -n "$port" ] || die "cannot read the port from $DIR/url"
+        echo "$port"
+}
+
+cmd_pause() {
+        find_cluster
+        [ -f "$REAL/data/postmaster.pid" ] || die "the server in $DIR is not running"
+        # Fast: clients are disconnected at once, as in a real restart.
+        (cd / && as_pg "$BINDIR/pg_ctl" stop -D "$REAL/data" -m fast -w -t 30 >/dev/null 2>&1) ||
+                die "pg_ctl stop failed; see $REAL/postgres.log"
+}
+
+cmd_resume() {
+        find_cluster
+        port=$(recorded_port)
+        if [ -f "$REAL/data/postmaster.pid" ]; then
+                # Running already: resume only makes sure it is (a cleanup may call it).
+                "$BINDIR/pg_isready" -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -t 10 ||
+                        die "the server in $DIR runs but does not accept connections"
+                return 0
+        fi
+        # Same port and data: clients reconnect with the URL they already have.
+        # There is no other port to fall back to, so a taken port is an error.
+        try_start "$port" || fail_start
+}
+
 main() {
         [ $# -ge 2 ] || usage
         cmd=$1
@@ -283,6 +328,8 @@ main() {
         case $cmd in
         start) cmd_start ;;
         stop) cmd_stop ;;
+        pause) cmd_pause ;;
+        resume) cmd_resume ;;
         *) usage ;;
         esac
 }

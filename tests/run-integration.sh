@@ -5,7 +5,9 @@
 # The server comes from tests/pg.sh and is stopped by a trap on every way
 # out, so an interrupted or failing run never leaves a postgres behind.  The
 # tests find it, and the binaries under test, through the environment:
-# CHIMERA_TEST_DATABASE_URL and CHIMERA_BUILD_DIR (absolute).
+# CHIMERA_TEST_DATABASE_URL and CHIMERA_BUILD_DIR (absolute), and
+# CHIMERA_TEST_PG_DIR, the server's directory, for the tests that stop and
+# start it (sh tests/pg.sh pause|resume DIR).
 set -eu
 
 if [ $# -ne 1 ]; then
@@ -43,7 +45,8 @@ echo "run-integration: PostgreSQL at $url" >&2
 
 CHIMERA_TEST_DATABASE_URL=$url
 CHIMERA_BUILD_DIR=$build
-export CHIMERA_TEST_DATABASE_URL CHIMERA_BUILD_DIR
+CHIMERA_TEST_PG_DIR=$pgdir
+export CHIMERA_TEST_DATABASE_URL CHIMERA_BUILD_DIR CHIMERA_TEST_PG_DIR
 
 rc=0
 "$binary" || rc=$?

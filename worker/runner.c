@@ -8,6 +8,7 @@
  * carrying the new checkpoint, which chimerad stores before anything else
  * about the task.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -57,6 +58,31 @@ static json_t *agent_request(struct run *r, const struct wf_phase *p)
 }
 
 /* Builds the first checkpoint, or checks the one the task carries. */
+static bool is_terminal(const char *phase)
+{
+        return strcmp(phase, "complete") == 0 || strcmp(phase, "failed") == 0;
+}
+
+/*
+ * The checkpoint already names a terminal phase: an earlier attempt
+ * finished the workflow, but its outcome never reached the database (its
+ * supervisor died between the two writes).  Report that outcome again
+ * instead of running anything.
+ */
+static int finish_from_checkpoint(struct run *r)
+{
+        const char *phase = json_string_value(json_object_get(r->state, "phase"));
+        const char *last = json_string_value(json_object_get(r->state, "last"));
+        const char *error = json_string_value(json_object_get(r->state, "error"));
+        json_t *result = last ? json_object_get(json_object_get(r->state, "results"), last) : NULL;
+
+        if (strcmp(phase, "complete") == 0)
+                return send_result(r, "succeeded", result ? json_incref(result) : json_object(),
+                                   NULL);
+        return send_result(r, "failed", NULL,
+                           error ? error : "the workflow had reached its failed phase");
+}
+
 static int start_state(struct run *r, char *err, size_t errsz)
 {
         json_t *st = json_object_get(r->task, "state");
@@ -72,7 +98,7 @@ static int start_state(struct run *r, char *err, size_t errsz)
                 return 0;
         }
         phase = json_string_value(json_object_get(st, "phase"));
-        if (phase == NULL || workflow_phase_index(r->wf, phase) < 0) {
+        if (phase == NULL || (workflow_phase_index(r->wf, phase) < 0 && !is_terminal(phase))) {
                 snprintf(err, errsz,
                          "the checkpoint names phase \"%.100s\", which workflow %s "
                          "does not have",
@@ -174,6 +200,13 @@ static int run_phases(struct run *r)
                 json_object_set_new(r->state, "transitions", json_integer(transitions + 1));
                 json_object_set_new(r->state, "phase",
                                     json_string(workflow_target_name(r->wf, next)));
+                json_object_set_new(r->state, "last", json_string(p->name));
+                if (next == WORKFLOW_FAILED) {
+                        snprintf(err, sizeof(err), "phase %s failed: %s", p->name,
+                                 ar.outcome == AGENT_SUCCESS ? "its success edge leads to failed"
+                                                             : ar.error);
+                        json_object_set_new(r->state, "error", json_string(err));
+                }
                 if (send_finished(r, p, ar.outcome == AGENT_SUCCESS ? "success" : "failure",
                                   workflow_target_name(r->wf, next), util_now_ms() - t0, &ar) < 0) {
                         json_decref(ar.result);
@@ -182,9 +215,6 @@ static int run_phases(struct run *r)
                 if (next == WORKFLOW_COMPLETE)
                         return send_result(r, "succeeded", ar.result, NULL);
                 if (next == WORKFLOW_FAILED) {
-                        snprintf(err, sizeof(err), "phase %s failed: %s", p->name,
-                                 ar.outcome == AGENT_SUCCESS ? "its success edge leads to failed"
-                                                             : ar.error);
                         json_decref(ar.result);
                         return send_result(r, "failed", NULL, err);
                 }
@@ -211,6 +241,8 @@ int runner_run(int fd, size_t max_frame, json_t *task)
         }
         if (start_state(&r, err, sizeof(err)) < 0)
                 rc = send_result(&r, "failed", NULL, err);
+        else if (is_terminal(json_string_value(json_object_get(r.state, "phase"))))
+                rc = finish_from_checkpoint(&r);
         else
                 rc = run_phases(&r);
         json_decref(r.state);

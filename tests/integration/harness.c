@@ -469,3 +469,73 @@ int h_count_procs_with_env(const char *var_value, const char *cmdline_part)
         closedir(d);
         return n;
 }
+
+/* Runs sh tests/pg.sh verb on the test server; returns its exit status, output in out. */
+static int run_pg_sh(const char *verb, char *out, size_t outsz)
+{
+        const char *dir = getenv("CHIMERA_TEST_PG_DIR");
+        char *argv[] = {"/bin/sh", (char *)h_repo_path("tests/pg.sh"), (char *)verb, (char *)dir,
+                        NULL};
+
+        return h_run(argv, out, outsz);
+}
+
+void h_pg(const char *verb)
+{
+        static char out[8192];
+        const char *dir = getenv("CHIMERA_TEST_PG_DIR");
+        int st;
+
+        ck_assert_msg(dir != NULL && *dir != '\0',
+                      "CHIMERA_TEST_PG_DIR is not set: run the integration tests with "
+                      "tests/run-integration.sh");
+        st = run_pg_sh(verb, out, sizeof(out));
+        ck_assert_msg(st == 0, "sh tests/pg.sh %s %s: exit %d: %s", verb, dir, st, out);
+}
+
+void h_pg_ensure_running(void)
+{
+        char out[8192];
+
+        if (getenv("CHIMERA_TEST_PG_DIR") != NULL && run_pg_sh("resume", out, sizeof(out)) != 0)
+                fprintf(stderr, "harness: cannot start the test server again: %s\n", out);
+}
+
+void h_reconnect(int timeout_ms)
+{
+        long long deadline = now_ms() + timeout_ms;
+
+        for (;;) {
+                PQreset(H.conn);
+                if (PQstatus(H.conn) == CONNECTION_OK)
+                        return;
+                ck_assert_msg(now_ms() < deadline, "cannot reconnect to %s: %s", H.url,
+                              PQerrorMessage(H.conn));
+                sleep_ms(100);
+        }
+}
+
+pid_t h_start_chimerad_env(const char *config, const char *logname, char *const env[])
+{
+        char log[400];
+        pid_t pid;
+
+        snprintf(log, sizeof(log), "%s/%s.log", H.dir, logname);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+                if (fd >= 0) {
+                        dup2(fd, 1);
+                        dup2(fd, 2);
+                }
+                /* putenv keeps the pointers: they stay valid in this child until exec. */
+                for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+                        putenv(env[i]);
+                execl(h_bin("chimerad"), "chimerad", "-c", config, (char *)NULL);
+                _exit(127);
+        }
+        ck_assert_int_lt(H.nprocs, H_MAX_PROCS);
+        H.procs[H.nprocs++] = pid;
+        return pid;
+}

@@ -100,4 +100,31 @@ void h_write_config_text(const char *text);
  */
 int h_count_procs_with_env(const char *var_value, const char *cmdline_part);
 
+/*
+ * Runs "sh tests/pg.sh VERB DIR" on the test server (DIR is
+ * CHIMERA_TEST_PG_DIR, from tests/run-integration.sh): "pause" stops it
+ * with a fast shutdown, "resume" starts it again on the same port and data
+ * directory and returns once it accepts connections.  Fails the test if
+ * the variable is unset or pg.sh fails.  H.conn dies with a pause: see
+ * h_reconnect.
+ */
+void h_pg(const char *verb);
+
+/*
+ * Starts the test server again if it is paused (a test failed between
+ * pause and resume), else does nothing.  For Check's unchecked teardown,
+ * which runs in the parent process: it reports on stderr, never fails.
+ */
+void h_pg_ensure_running(void);
+
+/* Reconnects H.conn (PQreset), retrying for up to timeout_ms; fails the test if it cannot. */
+void h_reconnect(int timeout_ms);
+
+/*
+ * Starts chimerad -c config like h_start_chimerad, with env added to its
+ * environment: "NAME=value" strings, NULL-terminated (borrowed; NULL is
+ * an empty list).  Returns its pid; teardown kills it if still running.
+ */
+pid_t h_start_chimerad_env(const char *config, const char *logname, char *const env[]);
+
 #endif
