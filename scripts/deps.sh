@@ -8,7 +8,7 @@
 # On a system without dpkg it can only check, with pkg-config, and says so.
 set -eu
 
-PACKAGES="libevent-dev libpq-dev libjansson-dev check pkg-config postgresql"
+PACKAGES="libevent-dev libpq-dev libjansson-dev check pkg-config postgresql curl"
 
 # pkg-config modules that stand for the packages on a non-Debian system.
 PC_MODULES="libevent libpq jansson check"

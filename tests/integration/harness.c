@@ -71,16 +71,23 @@ static void admin_exec(const char *sql)
 
 void h_prepare_template(void)
 {
-        char url[512], out[4096];
-        char *argv[] = {(char *)h_bin("chimerad"), "--migrate", NULL};
-        int st;
+        char url[512], out[4096], cfg[] = "/tmp/chimera-template.XXXXXX";
+        char *argv[] = {(char *)h_bin("chimerad"), "-c", cfg, "--migrate", NULL};
+        int st, fd;
 
         admin_exec("DROP DATABASE IF EXISTS " H_TEMPLATE_DB);
         admin_exec("CREATE DATABASE " H_TEMPLATE_DB);
         url_for(H_TEMPLATE_DB, url, sizeof(url));
-        setenv("CHIMERA_DATABASE_URL", url, 1);
+        /* An explicit config, so that a chimera installed on this machine
+         * (/etc/chimera/chimerad.json) cannot point the migration elsewhere. */
+        fd = mkstemp(cfg);
+        if (fd < 0 || dprintf(fd, "{\"database\": \"%s\"}\n", url) < 0) {
+                fprintf(stderr, "harness: cannot write %s\n", cfg);
+                exit(2);
+        }
+        close(fd);
         st = h_run(argv, out, sizeof(out));
-        unsetenv("CHIMERA_DATABASE_URL");
+        unlink(cfg);
         if (st != 0) {
                 fprintf(stderr, "harness: chimerad --migrate failed:\n%s\n", out);
                 exit(2);

@@ -68,13 +68,13 @@ END_TEST
 START_TEST(migrate_twice_and_concurrently_is_safe)
 {
         char out[4096];
-        char *argv[] = {(char *)h_bin("chimerad"), "--migrate", NULL};
+        char *argv[] = {(char *)h_bin("chimerad"), "-c", H.config, "--migrate", NULL};
         pid_t pids[3];
         int status;
 
         /* Fresh, empty database: three hosts migrating at once. */
         h_exec("DROP SCHEMA chimera CASCADE");
-        setenv("CHIMERA_DATABASE_URL", H.url, 1);
+        h_write_config(1, NULL);
         for (int i = 0; i < 3; i++) {
                 pids[i] = fork();
                 ck_assert_int_ge(pids[i], 0);
