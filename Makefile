@@ -4,7 +4,8 @@
 #   make check      install missing packages, build, run unit + integration tests
 #   make demo       install missing packages, build, run a local demo
 #   make deps       install the build and test dependencies (apt-get, as root)
-#   make install    install under $(DESTDIR)$(PREFIX)
+#   make install    install under $(DESTDIR)$(PREFIX), with the systemd unit and man pages
+#   make deb        build a Debian package into build/deb/
 #
 # Respects CC, CFLAGS, CPPFLAGS, LDFLAGS, PREFIX and DESTDIR.  WERROR=1 turns
 # warnings into errors (CI does); SANITIZE=1 builds with ASan + UBSan into
@@ -16,6 +17,10 @@ SBINDIR    ?= $(PREFIX)/sbin
 LIBEXECDIR ?= $(PREFIX)/lib/chimera
 DATADIR    ?= $(PREFIX)/share/chimera
 SYSCONFDIR ?= /etc/chimera
+MANDIR     ?= $(PREFIX)/share/man
+# systemd also reads units from /usr/local/lib/systemd/system; the Debian
+# package sets this to /lib/systemd/system, where bookworm's units live.
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 
 CC         ?= cc
 CFLAGS     ?= -O2 -g
@@ -64,7 +69,8 @@ INTEG_SRCS  = tests/integration/check_integration.c tests/integration/harness.c 
               tests/integration/test_chimera.c tests/integration/test_agents.c \
               tests/integration/test_faults.c tests/integration/test_retry.c \
               tests/integration/test_lifecycle.c tests/integration/test_commands.c \
-              tests/integration/test_http.c tests/integration/test_systemd.c
+              tests/integration/test_http.c tests/integration/test_systemd.c \
+              tests/integration/test_partition.c
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(patsubst $(BUILD)/%,%,$(1)))
 
@@ -80,8 +86,8 @@ EXAMPLE_AGENTS = examples/agents/e2e-tester examples/agents/coder examples/agent
 
 PROGRAMS = $(BUILD)/chimerad $(BUILD)/chimera-worker $(BUILD)/chimera-ctl
 
-.PHONY: all check unit integration demo demo-stop deps install clean format \
-        check-format cppcheck pkgcheck
+.PHONY: all check unit integration demo demo-stop deps install deb clean format \
+        check-format cppcheck pkgcheck FORCE
 
 all: pkgcheck $(PROGRAMS)
 
@@ -95,7 +101,7 @@ $(BUILD)/chimerad: $(SUPERVISOR_OBJS) $(COMMON_OBJS)
 $(BUILD)/chimera-worker: $(WORKER_OBJS) $(COMMON_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/chimera-ctl: $(CTL_OBJS) $(COMMON_OBJS)
+$(BUILD)/chimera-ctl: $(CTL_OBJS) $(COMMON_OBJS) $(BUILD)/supervisor/migrate.o $(BUILD)/sql_migrations.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/tests/check_unit: $(UNIT_OBJS) $(COMMON_OBJS)
@@ -116,6 +122,16 @@ $(BUILD)/sql_migrations.o: $(BUILD)/sql_migrations.c
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# LIBEXECDIR is compiled in (chimerad looks there for chimera-worker).  The
+# stamp holds the value the objects were built with and changes with it, so
+# that `make && make install PREFIX=/usr` installs a chimerad that finds its
+# worker instead of one built for /usr/local.
+$(BUILD)/libexecdir.stamp: FORCE
+	@mkdir -p $(@D)
+	@echo '$(LIBEXECDIR)' | cmp -s - $@ || echo '$(LIBEXECDIR)' > $@
+
+$(SUPERVISOR_OBJS) $(WORKER_OBJS) $(CTL_OBJS): $(BUILD)/libexecdir.stamp
 
 # Tests: unit tests need no database; integration tests get a throwaway
 # PostgreSQL from tests/pg.sh, started here and always stopped.
@@ -140,9 +156,13 @@ demo-stop:
 deps:
 	@sh scripts/deps.sh
 
+# Paths inside the unit and the default config follow this install's
+# directories, so that PREFIX=/opt/chimera gets a unit that starts
+# /opt/chimera/sbin/chimerad.  An existing config is never overwritten.
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) \
-	        $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(SYSCONFDIR)
+	        $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(SYSTEMDUNITDIR) \
+	        $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 755 $(BUILD)/chimerad $(DESTDIR)$(SBINDIR)/chimerad
 	install -m 755 $(BUILD)/chimera-ctl $(DESTDIR)$(BINDIR)/chimera-ctl
 	install -m 755 $(BUILD)/chimera-worker $(DESTDIR)$(LIBEXECDIR)/chimera-worker
@@ -150,12 +170,23 @@ install: all
 	install -d $(DESTDIR)$(LIBEXECDIR)/agents
 	install -m 755 $(EXAMPLE_AGENTS) $(DESTDIR)$(LIBEXECDIR)/agents/
 	install -m 644 examples/agents/common.sh $(DESTDIR)$(LIBEXECDIR)/agents/
-	# The default config names the agents where this install puts them; an
-	# existing config is never overwritten.
+	sed -e 's|/usr/sbin/chimerad|$(SBINDIR)/chimerad|g' \
+	    -e 's|/etc/chimera/chimerad.json|$(SYSCONFDIR)/chimerad.json|g' \
+	    packaging/systemd/chimerad.service > $(DESTDIR)$(SYSTEMDUNITDIR)/chimerad.service.tmp
+	chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/chimerad.service.tmp
+	mv $(DESTDIR)$(SYSTEMDUNITDIR)/chimerad.service.tmp $(DESTDIR)$(SYSTEMDUNITDIR)/chimerad.service
+	install -m 644 packaging/man/chimera-ctl.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 packaging/man/chimerad.json.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 644 packaging/man/chimerad.8 $(DESTDIR)$(MANDIR)/man8/
 	test -e $(DESTDIR)$(SYSCONFDIR)/chimerad.json || { \
 	  sed 's|/usr/lib/chimera/|$(LIBEXECDIR)/|g' packaging/chimerad.json \
 	    > $(DESTDIR)$(SYSCONFDIR)/chimerad.json && \
 	  chmod 640 $(DESTDIR)$(SYSCONFDIR)/chimerad.json; }
+
+# A binary Debian package in build/deb/, built from a scratch copy of the
+# tree (dpkg-buildpackage wants debian/ at the top and writes next to it).
+deb:
+	@sh scripts/build-deb.sh build/deb
 
 clean:
 	rm -rf build build-san

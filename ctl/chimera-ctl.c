@@ -5,23 +5,30 @@
  * chimera-ctl asks it over the control socket: one newline-terminated JSON
  * request, one newline-terminated JSON reply, then the connection closes.
  * The socket is found the way chimerad finds it, through the same config
- * file, so an operator never has to repeat a path.
+ * file, so an operator never has to repeat a path.  status, workers, reload
+ * and the cancel of a running task go this way, to this host's chimerad.
  *
  * Task history lives in PostgreSQL, and chimera-ctl reads it there
  * directly with libpq (blocking: a command line has nothing else to do
- * meanwhile), from the database the same config names, so `show` works
- * whether or not a chimerad is running.  `retry` changes a task there too,
- * in one statement that checks and acts under the row's lock.
+ * meanwhile), from the database the same config names, so tasks, show,
+ * submit, retry, cancel, pause, resume and migrate work whether or not a
+ * chimerad is running, and status adds what the rows of every supervisor
+ * say.  A command that changes a task does it in one statement that checks
+ * and acts under the row's lock, so two operators, or an operator and a
+ * supervisor, never both act on one old status; every value goes in as a
+ * statement parameter.
  *
- * Each command is a row in commands[].  It prints its reply laid out for
- * people (80 columns), or with --json as JSON for scripts.  A reply is input from
- * another process, possibly of another version or broken: every exchange is
- * bounded in time and size, and the reply is checked in full before any of
- * it is printed, so a bad one gives a clear error, never a crash or half a
- * table.
+ * Each command is a row in commands[], with its help and the options it
+ * takes.  It prints its reply laid out for people (80 columns), or with
+ * --json as JSON for scripts; errors go to stderr as text either way.  A
+ * reply is input from another process, possibly of another version or
+ * broken: every exchange is bounded in time and size, and the reply is
+ * checked in full before any of it is printed, so a bad one gives a clear
+ * error, never a crash or half a table.
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -38,8 +45,10 @@
 
 #include "config.h"
 #include "log.h"
+#include "migrate.h"
 #include "util.h"
 
+/* Exit statuses: EXIT_SUCCESS (0), EXIT_FAILURE (1) for any error, and: */
 #define EXIT_USAGE 2
 
 #define CTL_TIMEOUT_MS     (10 * 1000)
@@ -51,27 +60,50 @@
 #define LINE_BUF           (SCREEN_WIDTH * 4 + 8) /* one screen line of UTF-8, and a NUL */
 #define MAX_WRAPPED_LINES  4
 #define DB_CONNECT_TIMEOUT "10" /* seconds, unless the connection string says otherwise */
+#define DB_POLL_MS         50   /* between reads while waiting for chimerad's write */
+
+/* The command options, as bits: each command says which it takes. */
+enum {
+        OPTF_STATUS = 1 << 0,
+        OPTF_QUEUE = 1 << 1,
+        OPTF_WORKFLOW = 1 << 2,
+        OPTF_LIMIT = 1 << 3,
+        OPTF_PRIORITY = 1 << 4,
+        OPTF_RUN_AT = 1 << 5,
+        OPTF_MAX_ATTEMPTS = 1 << 6,
+};
 
 struct ctl_opts {
         const char *config_path; /* -c FILE, or NULL for the default */
         const char *socket_path; /* --socket PATH, or NULL */
         const char *database;    /* --database URL, or NULL */
         int json;                /* --json */
+        int help;                /* --help: the command's help, or the general usage */
+        int version;             /* --version */
+        unsigned given;          /* OPTF_* of the command options given */
+        /* Command options as given (NULL when not); each command checks its own. */
+        const char *status, *queue, *workflow, *limit;
+        const char *priority, *run_at, *max_attempts;
 };
 
 struct ctl_cmd {
         const char *name;
-        const char *synopsis; /* the command with its operands, for the usage text */
-        const char *help;     /* one line for the usage text */
-        /* Runs the command with its arguments; returns the exit status. */
+        const char *operands; /* for the command list: "ID", "QUEUE", ... */
+        const char *synopsis; /* the command with its operands and options */
+        const char *summary;  /* one line for the command list */
+        const char *help;     /* what `chimera-ctl help NAME` says after the synopsis */
+        unsigned options;     /* OPTF_* it takes */
+        /* Runs the command with its operands; returns the exit status. */
         int (*run)(const struct ctl_opts *opts, int argc, char **argv);
 };
 
-/* The status reply, checked; strings and objects are borrowed from it. */
+/* The status and workers replies, checked; strings and objects are borrowed from them. */
 struct status_worker {
         json_int_t slot, pid, tasks_done;
         const char *state;
         json_t *task, *workflow, *phase, *busy_ms; /* each may be JSON null */
+        json_t *attempt, *uptime_ms;               /* each may be JSON null or absent */
+        int stale;                                 /* predates the last reload */
 };
 
 struct status_view {
@@ -97,13 +129,154 @@ struct task_view {
 };
 
 static int cmd_status(const struct ctl_opts *opts, int argc, char **argv);
+static int cmd_workers(const struct ctl_opts *opts, int argc, char **argv);
+static int cmd_tasks(const struct ctl_opts *opts, int argc, char **argv);
 static int cmd_show(const struct ctl_opts *opts, int argc, char **argv);
+static int cmd_submit(const struct ctl_opts *opts, int argc, char **argv);
+static int cmd_cancel(const struct ctl_opts *opts, int argc, char **argv);
 static int cmd_retry(const struct ctl_opts *opts, int argc, char **argv);
+static int cmd_pause(const struct ctl_opts *opts, int argc, char **argv);
+static int cmd_resume(const struct ctl_opts *opts, int argc, char **argv);
+static int cmd_reload(const struct ctl_opts *opts, int argc, char **argv);
+static int cmd_migrate(const struct ctl_opts *opts, int argc, char **argv);
 
+/* Every help text fits 80 columns; `chimera-ctl help CMD` prints it. */
 static const struct ctl_cmd commands[] = {
-    {"status", "status", "the supervisor, what each worker runs, task counts", cmd_status},
-    {"show", "show ID", "a task's row and its timeline of events", cmd_show},
-    {"retry", "retry ID", "put a dead or failed task back in the queue", cmd_retry},
+    {"status", "", "status", "this chimerad, its workers, the live supervisors, rates",
+     "Shows this host's chimerad, asked over the control socket: its state, its\n"
+     "database connection, its pool and what each worker runs.  Then, read from\n"
+     "the database: tasks by status, how long the oldest task that could run\n"
+     "has waited (since its run_at), throughput (tasks finished in the last\n"
+     "minute), success rate and average duration over the last hour, paused\n"
+     "queues, and every live supervisor (heartbeat within 3 x lease; the lease\n"
+     "from the config, else 30s).  \"Finished\" counts succeeded, failed and dead\n"
+     "tasks; cancelled ones are left out of the rates.  A duration is\n"
+     "finished_at - started_at, that is, of the task's last attempt.\n"
+     "\n"
+     "With --json: chimerad's reply, plus \"cluster\" (what the database says),\n"
+     "or \"cluster\": null and \"cluster_error\" when chimera-ctl cannot read it.\n"
+     "\n"
+     "Exit status: 0 when chimerad answered, even if chimera-ctl could not read\n"
+     "the database (it says so); 1 when no chimerad is running (what the\n"
+     "database says is printed all the same) or on another error; 2 on wrong\n"
+     "usage.\n",
+     0, cmd_status},
+    {"workers", "", "workers", "this chimerad's worker processes, in detail",
+     "Shows the worker processes of this host's chimerad, from the control\n"
+     "socket alone, so it answers while the database is down: per slot the pid,\n"
+     "state, tasks done, how long the worker has lived, and the task it runs\n"
+     "with its attempt, workflow, phase and for how long.  A state marked *\n"
+     "belongs to a worker that predates the last reload: it is replaced when\n"
+     "its task ends.  The pool line counts the restarts of every slot.\n"
+     "\n"
+     "Exit status: 0; 1 when no chimerad is running or on another error; 2 on\n"
+     "wrong usage.\n",
+     0, cmd_workers},
+    {"tasks", "",
+     "tasks [--status S] [--queue Q] [--workflow W]\n"
+     "                   [--limit N]",
+     "recent tasks, newest first",
+     "Lists tasks from the database, newest first: id, workflow, status,\n"
+     "attempts used of max_attempts, age since it was submitted, and the start\n"
+     "of its last error (show ID prints all of it).\n"
+     "\n"
+     "  --status S     only tasks in status S: queued, running, succeeded,\n"
+     "                 failed, dead or cancelled\n"
+     "  --queue Q      only tasks of queue Q\n"
+     "  --workflow W   only tasks of workflow W\n"
+     "  --limit N      at most N tasks (default 20)\n"
+     "\n"
+     "With --json: an array of rows (without payload, state and result).\n"
+     "\n"
+     "Exit status: 0, also when no task matches; 1 on an error; 2 on wrong\n"
+     "usage.\n",
+     OPTF_STATUS | OPTF_QUEUE | OPTF_WORKFLOW | OPTF_LIMIT, cmd_tasks},
+    {"show", "ID", "show ID", "a task's row and its timeline of events",
+     "Prints task ID's row and its timeline: each claim, phase start and end\n"
+     "with duration and outcome, retries, and how it ended.  With --json:\n"
+     "{\"task\": the row, \"events\": [every event]}.\n"
+     "\n"
+     "Exit status: 0; 1 when there is no such task or on an error; 2 on wrong\n"
+     "usage.\n",
+     0, cmd_show},
+    {"submit", "WORKFLOW",
+     "submit WORKFLOW [JSON] [--priority N] [--queue Q]\n"
+     "                   [--run-at TIME] [--max-attempts N]",
+     "queue a new task",
+     "Queues a task of WORKFLOW with the JSON object as its payload (default\n"
+     "{}) and prints its id; with --json, its row.  The payload is checked\n"
+     "before anything is sent; the database checks the rest, and its refusal\n"
+     "is printed as it gives it.\n"
+     "\n"
+     "  --priority N       1 (lowest) to 5 (highest); default 3\n"
+     "  --queue Q          default \"default\"\n"
+     "  --run-at TIME      not before TIME: a timestamp PostgreSQL reads\n"
+     "                     (\"2026-05-01 08:00:00+02\"; without a zone, UTC), or\n"
+     "                     +DURATION from now (\"+90s\", \"+5m\", \"+2h\")\n"
+     "  --max-attempts N   attempts before the task is dead; default 3\n"
+     "\n"
+     "Exit status: 0; 1 when the database refuses the task or on an error; 2\n"
+     "on wrong usage, such as a payload that is not a JSON object.\n",
+     OPTF_QUEUE | OPTF_PRIORITY | OPTF_RUN_AT | OPTF_MAX_ATTEMPTS, cmd_submit},
+    {"cancel", "ID", "cancel ID", "cancel a queued or running task",
+     "Cancels task ID.  A queued task is cancelled at once, in the database.\n"
+     "A running one is stopped by the chimerad that runs it, asked over the\n"
+     "control socket: its agent and its worker are killed (the worker is\n"
+     "replaced), and the task ends cancelled, never retried.  Only this host's\n"
+     "chimerad can be asked: a task running on another host is refused with\n"
+     "that host's name; run chimera-ctl cancel there.  Either way a\n"
+     "\"cancelled\" event records it.\n"
+     "\n"
+     "Exit status: 0 when the task is cancelled; 1 when there is no such task,\n"
+     "it has ended already (succeeded, failed, dead, cancelled), it runs on\n"
+     "another host, chimerad could not stop it, or on another error; 2 on\n"
+     "wrong usage.\n",
+     0, cmd_cancel},
+    {"retry", "ID", "retry ID", "put a dead or failed task back in the queue",
+     "Queues a dead or failed task again, to run now with all its\n"
+     "max_attempts.  A dead task resumes at the phase it reached; a failed one\n"
+     "starts over from the first phase.  Its last_error stays until it ends\n"
+     "again, and a \"retried\" event records the retry.  Other tasks (queued,\n"
+     "running, succeeded, cancelled) are left alone.\n"
+     "\n"
+     "Exit status: 0; 1 when there is no such task, it is not dead or failed,\n"
+     "or on an error; 2 on wrong usage.\n",
+     0, cmd_retry},
+    {"pause", "QUEUE", "pause QUEUE", "stop every supervisor claiming from a queue",
+     "Pauses QUEUE: no supervisor claims its tasks until it is resumed.  Tasks\n"
+     "already running go on, and new ones can still be submitted: they wait.\n"
+     "Pausing a paused queue changes nothing; QUEUE need not exist yet.\n"
+     "\n"
+     "Exit status: 0; 1 on an error; 2 on wrong usage.\n",
+     0, cmd_pause},
+    {"resume", "QUEUE", "resume QUEUE", "let supervisors claim from a queue again",
+     "Lets supervisors claim QUEUE's tasks again, at once: idle ones are woken\n"
+     "as a new task wakes them.  Resuming a queue that is not paused changes\n"
+     "nothing.\n"
+     "\n"
+     "Exit status: 0; 1 on an error; 2 on wrong usage.\n",
+     0, cmd_resume},
+    {"reload", "", "reload", "make this chimerad read its config again",
+     "Asks this host's chimerad to read its config file again, as SIGHUP does,\n"
+     "and prints its verdict.  A config that does not load is refused with\n"
+     "its error, and chimerad goes on with the one it runs.  A good one\n"
+     "applies to every task claimed from then on, and the workers are replaced\n"
+     "as they finish their current task; database, control_socket and\n"
+     "pool.size need a restart.  chimera-ctl reads the config too, to find the\n"
+     "socket: when it does not load, chimerad is not asked (--socket PATH asks\n"
+     "it all the same).\n"
+     "\n"
+     "Exit status: 0 when chimerad reloaded; 1 when the config is refused, no\n"
+     "chimerad is running, or on another error; 2 on wrong usage.\n",
+     0, cmd_reload},
+    {"migrate", "", "migrate", "create or upgrade the database schema",
+     "Creates or upgrades the chimera schema, as chimerad --migrate does:\n"
+     "applies each migration newer than chimera.schema_version, under a lock,\n"
+     "so running it twice, or from two hosts at once, is safe.  With --json:\n"
+     "{\"from_version\": N, \"version\": M, \"applied\": [names]}.\n"
+     "\n"
+     "Exit status: 0; 1 on an error; 2 on wrong usage.\n",
+     0, cmd_migrate},
 };
 
 static const char *const task_statuses[] = {"queued", "running", "succeeded",
@@ -125,11 +298,15 @@ static void ctl_errx(const char *fmt, ...)
 static void usage(FILE *out)
 {
         fprintf(out, "usage: chimera-ctl [-c FILE] [--socket PATH] [--database URL] [--json]\n"
-                     "                   COMMAND [ARG]\n"
+                     "                   COMMAND [ARG...]\n"
                      "\n"
-                     "Commands:\n");
-        for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-                fprintf(out, "  %-18s%s\n", commands[i].synopsis, commands[i].help);
+                     "Commands (chimera-ctl help COMMAND, or COMMAND --help, tells more):\n");
+        for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "%s%s%s", commands[i].name,
+                         commands[i].operands[0] ? " " : "", commands[i].operands);
+                fprintf(out, "  %-18s%s\n", name, commands[i].summary);
+        }
         fprintf(out,
                 "\n"
                 "Options:\n"
@@ -140,21 +317,66 @@ static void usage(FILE *out)
                 "                       key=value string), overriding the config, which is\n"
                 "                       then not read; without it: the config's \"database\",\n"
                 "                       else CHIMERA_DATABASE_URL, else libpq's PG* variables\n"
-                "      --json           print JSON, for scripts\n"
-                "  -h, --help           show this help and exit\n"
+                "      --json           print JSON, for scripts (errors stay text on stderr)\n"
+                "  -h, --help           show this help, or the command's, and exit\n"
                 "      --version        show the version and exit\n"
-                "\n"
-                "retry ID queues a dead or failed task again, to run now with all its\n"
-                "max_attempts.  A dead task resumes at the phase it reached; a failed one\n"
-                "starts over from the first phase.  Its last_error stays until it ends\n"
-                "again.  Other tasks (queued, running, succeeded, cancelled) are left alone.\n"
                 "\n"
                 "Exit status:\n"
                 "  0  success\n"
-                "  1  error: no chimerad running, database unreachable or without the\n"
-                "     chimera schema, no such task, a task retry cannot act on,\n"
-                "     unreadable config, bad reply, ...\n"
-                "  2  wrong usage\n");
+                "  1  error: no chimerad running (for status, workers, reload and the\n"
+                "     cancel of a running task), database unreachable or without the\n"
+                "     chimera schema, no such task, a task the command cannot act on,\n"
+                "     a refused submit or reload, unreadable config, bad reply, ...\n"
+                "  2  wrong usage: unknown command or option, bad operand\n");
+}
+
+static const struct ctl_cmd *find_command(const char *name)
+{
+        for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+                if (strcmp(commands[i].name, name) == 0)
+                        return &commands[i];
+        }
+        return NULL;
+}
+
+static void command_help(FILE *out, const struct ctl_cmd *cmd)
+{
+        fprintf(out,
+                "usage: chimera-ctl [OPTIONS] %s\n\n%s\n"
+                "OPTIONS: -c FILE, --socket PATH, --database URL, --json (chimera-ctl --help)\n",
+                cmd->synopsis, cmd->help);
+}
+
+static int command_usage_error(const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * Reports wrong usage of command name: the message, then the command's
+ * synopsis.  Returns EXIT_USAGE.
+ */
+static int command_usage_error(const char *name, const char *fmt, ...)
+{
+        const struct ctl_cmd *cmd = find_command(name);
+        va_list ap;
+
+        fputs("chimera-ctl: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        if (cmd)
+                fprintf(stderr,
+                        "usage: chimera-ctl [OPTIONS] %s\n(chimera-ctl help %s tells more)\n",
+                        cmd->synopsis, cmd->name);
+        return EXIT_USAGE;
+}
+
+/* Checks that command name got no operands; returns 0, or EXIT_USAGE after saying so. */
+static int no_operands(const char *name, int argc)
+{
+        if (argc == 0)
+                return 0;
+        return command_usage_error(name, "%s takes no arguments", name);
 }
 
 /* ---- control socket client ---- */
@@ -336,30 +558,21 @@ out:
 }
 
 /*
- * Parses a reply and checks its envelope.  Returns the reply (new reference)
- * when it says "ok": true; NULL with err set when it is not JSON, not an
- * object, or says "ok": false (err then holds chimerad's own message).
+ * Parses a reply and checks its envelope: a JSON object with a boolean
+ * "ok".  Returns it (new reference) whatever "ok" says, or NULL with err
+ * set.
  */
-static json_t *parse_reply(const char *line, size_t len, char *err, size_t errsz)
+static json_t *parse_envelope(const char *line, size_t len, char *err, size_t errsz)
 {
         json_error_t jerr;
         json_t *reply = json_loadb(line, len, 0, &jerr);
-        json_t *ok;
 
         if (!reply) {
                 snprintf(err, errsz, "invalid reply from chimerad: %s", jerr.text);
                 return NULL;
         }
-        ok = json_object_get(reply, "ok");
-        if (!json_is_object(reply) || !json_is_boolean(ok)) {
+        if (!json_is_object(reply) || !json_is_boolean(json_object_get(reply, "ok"))) {
                 snprintf(err, errsz, "invalid reply from chimerad: no \"ok\" member");
-                json_decref(reply);
-                return NULL;
-        }
-        if (json_is_false(ok)) {
-                json_t *msg = json_object_get(reply, "error");
-                snprintf(err, errsz, "%s",
-                         json_is_string(msg) ? json_string_value(msg) : "request failed");
                 json_decref(reply);
                 return NULL;
         }
@@ -367,11 +580,28 @@ static json_t *parse_reply(const char *line, size_t len, char *err, size_t errsz
 }
 
 /*
- * Sends one request (borrowed) to the control socket at path and returns
- * the successful reply (new reference), or NULL with err set.  The whole
- * exchange is bounded by CTL_TIMEOUT_MS.
+ * Takes a reply's verdict: returns reply (its reference passes to the
+ * caller) when it says "ok": true; otherwise drops it and returns NULL
+ * with chimerad's own message in err.  A NULL reply stays NULL, err as is.
  */
-static json_t *ctl_call(const char *path, json_t *req, char *err, size_t errsz)
+static json_t *reply_ok(json_t *reply, char *err, size_t errsz)
+{
+        json_t *msg;
+
+        if (!reply || json_is_true(json_object_get(reply, "ok")))
+                return reply;
+        msg = json_object_get(reply, "error");
+        snprintf(err, errsz, "%s", json_is_string(msg) ? json_string_value(msg) : "request failed");
+        json_decref(reply);
+        return NULL;
+}
+
+/*
+ * Sends one request (borrowed) to the control socket at path and returns
+ * the reply (new reference), whatever its "ok", or NULL with err set.  The
+ * whole exchange is bounded by CTL_TIMEOUT_MS.
+ */
+static json_t *ctl_exchange(const char *path, json_t *req, char *err, size_t errsz)
 {
         int64_t deadline = util_now_ms() + CTL_TIMEOUT_MS;
         char *text = NULL, *line = NULL;
@@ -393,12 +623,18 @@ static json_t *ctl_call(const char *path, json_t *req, char *err, size_t errsz)
                 goto out;
         if (read_line(fd, deadline, &line, &len, err, errsz) < 0)
                 goto out;
-        reply = parse_reply(line, len, err, errsz);
+        reply = parse_envelope(line, len, err, errsz);
 out:
         free(line);
         free(text);
         close(fd);
         return reply;
+}
+
+/* As ctl_exchange(), but only a reply that says "ok": true is returned. */
+static json_t *ctl_call(const char *path, json_t *req, char *err, size_t errsz)
+{
+        return reply_ok(ctl_exchange(path, req, err, errsz), err, errsz);
 }
 
 /*
@@ -546,10 +782,45 @@ static void query_error(PGconn *conn, const PGresult *res, const char *what, cha
         if (state && (strcmp(state, "42P01") == 0 || strcmp(state, "3F000") == 0))
                 snprintf(err, errsz,
                          "the chimera schema is missing in database \"%s\": run 'chimerad "
-                         "--migrate'",
+                         "--migrate' (or 'chimera-ctl migrate')",
                          PQdb(conn));
         else
                 db_error(what, PQresultErrorMessage(res), err, errsz);
+}
+
+/*
+ * Explains a statement the database refused for its values (a check
+ * constraint, a number out of range, a timestamp it cannot read): "what:
+ * the server's message".  Only its primary message is shown, since the
+ * DETAIL of a refused row quotes the row, payload and all.  Other errors
+ * go to query_error().
+ */
+static void refusal_error(PGconn *conn, const PGresult *res, const char *what, char *err,
+                          size_t errsz)
+{
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+        /* Class 22 is data exceptions, 23 integrity constraint violations. */
+        if (state && msg && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0))
+                db_error(what, msg, err, errsz);
+        else
+                query_error(conn, res, what, err, errsz);
+}
+
+/* Runs a statement with text parameters (borrowed); the caller PQclear()s the result. */
+static PGresult *db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+        return PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+}
+
+/* Sleeps ms milliseconds, for the rare waits on another process's write. */
+static void pause_ms(int ms)
+{
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
 }
 
 /* Decodes one JSON value of a result; returns a new reference, or NULL with err set. */
@@ -985,6 +1256,9 @@ static int parse_worker(json_t *o, size_t i, struct status_worker *w, char *err,
                            &w->tasks_done, "task", &w->task, "workflow", &w->workflow, "phase",
                            &w->phase, "busy_ms", &w->busy_ms) < 0)
                 return bad_reply(where, &jerr, err, errsz);
+        w->attempt = json_object_get(o, "attempt");
+        w->uptime_ms = json_object_get(o, "uptime_ms");
+        w->stale = json_is_true(json_object_get(o, "stale"));
         if (!is_int_or_null(w->task))
                 bad = "task";
         else if (!is_string_or_null(w->workflow))
@@ -993,6 +1267,10 @@ static int parse_worker(json_t *o, size_t i, struct status_worker *w, char *err,
                 bad = "phase";
         else if (!is_int_or_null(w->busy_ms))
                 bad = "busy_ms";
+        else if (!is_int_or_null(w->attempt))
+                bad = "attempt";
+        else if (!is_int_or_null(w->uptime_ms))
+                bad = "uptime_ms";
         if (bad) {
                 snprintf(err, errsz, "invalid reply from chimerad: %s.%s: wrong type", where, bad);
                 return -1;
@@ -1126,18 +1404,19 @@ static void print_supervisor(FILE *out, const struct status_view *v)
         print_fitted(out, line);
 }
 
-static void print_tasks(FILE *out, const struct status_view *v)
+/* "tasks: queued 3, running 1, ...", from counts by status (borrowed; NULL: unknown). */
+static void print_task_counts(FILE *out, json_t *tasks)
 {
         char line[512];
         size_t used;
 
-        if (!v->tasks) {
+        if (!tasks) {
                 fprintf(out, "tasks: unknown while the database is down\n");
                 return;
         }
         used = (size_t)snprintf(line, sizeof(line), "tasks:");
         for (size_t i = 0; i < sizeof(task_statuses) / sizeof(task_statuses[0]); i++) {
-                json_t *n = json_object_get(v->tasks, task_statuses[i]);
+                json_t *n = json_object_get(tasks, task_statuses[i]);
                 used += (size_t)snprintf(line + used, sizeof(line) - used,
                                          "%s %s %" JSON_INTEGER_FORMAT, i ? "," : "",
                                          task_statuses[i], json_integer_value(n));
@@ -1164,12 +1443,11 @@ static void print_breakers(FILE *out, const struct status_view *v)
         }
 }
 
-static void print_status(FILE *out, const struct status_view *v)
+/* "pool: 4 workers, 1 busy, ..." */
+static void print_pool_line(FILE *out, const struct status_view *v)
 {
         char line[256];
 
-        print_supervisor(out, v);
-        fprintf(out, "database: %s\n", v->db_up ? "up" : "down");
         snprintf(line, sizeof(line),
                  "pool: %" JSON_INTEGER_FORMAT " worker%s, %" JSON_INTEGER_FORMAT
                  " busy, %" JSON_INTEGER_FORMAT " idle, %" JSON_INTEGER_FORMAT
@@ -1177,6 +1455,14 @@ static void print_status(FILE *out, const struct status_view *v)
                  v->size, v->size == 1 ? "" : "s", v->busy, v->idle, v->starting, v->restarts,
                  v->crash_streak > 0 ? " (workers crashing at start)" : "");
         print_fitted(out, line);
+}
+
+/* The live part of status: what this host's chimerad says. */
+static void print_status(FILE *out, const struct status_view *v)
+{
+        print_supervisor(out, v);
+        fprintf(out, "database: %s\n", v->db_up ? "up" : "down");
+        print_pool_line(out, v);
         print_breakers(out, v);
         if (v->nworkers > 0) {
                 fputc('\n', out);
@@ -1184,60 +1470,6 @@ static void print_status(FILE *out, const struct status_view *v)
                 for (size_t i = 0; i < v->nworkers; i++)
                         print_worker(out, &v->workers[i]);
         }
-        fputc('\n', out);
-        print_tasks(out, v);
-}
-
-/* Prints a status reply for people or, with --json, as indented JSON. */
-static int print_status_reply(const struct ctl_opts *opts, json_t *reply)
-{
-        struct status_view v = {0};
-        char err[512];
-        int rc = EXIT_FAILURE;
-
-        if (opts->json) {
-                if (print_json(reply) != EXIT_SUCCESS)
-                        goto out;
-        } else {
-                if (parse_status(reply, &v, err, sizeof(err)) < 0) {
-                        ctl_errx("%s", err);
-                        goto out;
-                }
-                print_status(stdout, &v);
-        }
-        rc = EXIT_SUCCESS;
-out:
-        free(v.workers);
-        return rc;
-}
-
-static int cmd_status(const struct ctl_opts *opts, int argc, char **argv)
-{
-        json_t *req = NULL, *reply = NULL;
-        char *sock = NULL;
-        char err[1024];
-        int rc = EXIT_FAILURE;
-
-        if (argc > 0) {
-                ctl_errx("status takes no arguments");
-                usage(stderr);
-                return EXIT_USAGE;
-        }
-        sock = resolve_socket(opts);
-        if (!sock)
-                goto out;
-        req = json_pack("{s:s}", "cmd", "status");
-        reply = req ? ctl_call(sock, req, err, sizeof(err)) : NULL;
-        if (!reply) {
-                ctl_errx("%s", req ? err : "out of memory");
-                goto out;
-        }
-        rc = print_status_reply(opts, reply);
-out:
-        json_decref(reply);
-        json_decref(req);
-        free(sock);
-        return rc;
 }
 
 /* ---- show ---- */
@@ -1692,11 +1924,9 @@ static int task_id_operand(const char *name, int argc, char **argv, char *buf, s
         if (argc == 1 && parse_task_id(argv[0], buf, size) == 0)
                 return 0;
         if (argc != 1)
-                ctl_errx("%s takes one task id", name);
-        else
-                ctl_errx("%s: a task id is a positive integer, not '%s'", name, argv[0]);
-        usage(stderr);
-        return EXIT_USAGE;
+                return command_usage_error(name, "%s takes one task id", name);
+        return command_usage_error(name, "%s: a task id is a positive integer, not '%s'", name,
+                                   argv[0]);
 }
 
 static int cmd_show(const struct ctl_opts *opts, int argc, char **argv)
@@ -1784,9 +2014,1298 @@ static int cmd_retry(const struct ctl_opts *opts, int argc, char **argv)
         return rc;
 }
 
+/* ---- status: what this chimerad and the database say ---- */
+
+#define DEFAULT_LEASE_MS (30 * 1000) /* chimerad's default "lease" */
+
+/*
+ * Everything status reads from the database, in one statement, so from
+ * one snapshot, as one JSON object: the live supervisors ($1: how recent
+ * a heartbeat must be, in ms), tasks by status, the oldest task that could
+ * run now (waiting since its run_at), throughput over the last minute,
+ * success rate and average duration over the last hour (of the succeeded,
+ * failed and dead tasks: a cancel says nothing about the work), and the
+ * paused queues.
+ */
+static const char CLUSTER_SQL[] =
+    "SELECT jsonb_build_object("
+    " 'supervisors', (SELECT coalesce(jsonb_agg(jsonb_build_object("
+    "     'id', id, 'host', host, 'pid', pid, 'pool_size', pool_size, 'version', version,"
+    "     'queues', to_jsonb(queues), 'started_at', started_at,"
+    "     'heartbeat_age_ms', floor(extract(epoch FROM now() - heartbeat_at) * 1000)::bigint)"
+    "     ORDER BY host, pid), '[]'::jsonb)"
+    "   FROM chimera.supervisors"
+    "  WHERE heartbeat_at >= now() - $1::bigint * interval '1 millisecond'),"
+    " 'live_window_ms', $1::bigint,"
+    " 'tasks', (SELECT jsonb_object_agg(s.status, coalesce(c.n, 0))"
+    "   FROM unnest(ARRAY['queued', 'running', 'succeeded', 'failed', 'dead', 'cancelled'])"
+    "        AS s(status)"
+    "   LEFT JOIN (SELECT status, count(*) AS n FROM chimera.tasks GROUP BY status) c"
+    "     ON c.status = s.status),"
+    " 'oldest_queued', (SELECT jsonb_build_object('id', id, 'queue', queue,"
+    "     'age_ms', floor(extract(epoch FROM now() - run_at) * 1000)::bigint)"
+    "   FROM chimera.tasks WHERE status = 'queued' AND run_at <= now()"
+    "  ORDER BY run_at, id LIMIT 1),"
+    " 'last_minute', (SELECT jsonb_build_object('finished', count(*))"
+    "   FROM chimera.tasks WHERE finished_at >= now() - interval '1 minute'"
+    "    AND status IN ('succeeded', 'failed', 'dead')),"
+    " 'last_hour', (SELECT jsonb_build_object('finished', count(*),"
+    "     'succeeded', count(*) FILTER (WHERE status = 'succeeded'),"
+    "     'success_rate', round(100.0 * count(*) FILTER (WHERE status = 'succeeded')"
+    "                           / nullif(count(*), 0), 1),"
+    "     'avg_duration_ms',"
+    "       round(avg(extract(epoch FROM finished_at - started_at) * 1000))::bigint)"
+    "   FROM chimera.tasks WHERE finished_at >= now() - interval '1 hour'"
+    "    AND status IN ('succeeded', 'failed', 'dead')),"
+    " 'paused_queues', (SELECT coalesce(jsonb_agg(name ORDER BY name), '[]'::jsonb)"
+    "   FROM chimera.queues WHERE paused)"
+    ")::text";
+
+/* Runs CLUSTER_SQL; returns its object (new reference), or NULL with err set. */
+static json_t *db_read_cluster(PGconn *conn, int64_t window_ms, char *err, size_t errsz)
+{
+        char window[32];
+        const char *params[1] = {window};
+        json_error_t jerr;
+        json_t *v = NULL;
+        PGresult *res;
+
+        snprintf(window, sizeof(window), "%lld", (long long)window_ms);
+        res = db_exec(conn, CLUSTER_SQL, 1, params);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK)
+                query_error(conn, res, "reading the status", err, errsz);
+        else if (!(v = json_loads(PQgetvalue(res, 0, 0), 0, &jerr)))
+                snprintf(err, errsz, "cannot decode the status: %s", jerr.text);
+        PQclear(res);
+        return v;
+}
+
+/*
+ * How recent a live supervisor's heartbeat is: 3 x lease, the config's
+ * lease when there is a config to read, else chimerad's default.
+ */
+static int64_t live_window_ms(const struct ctl_opts *opts)
+{
+        struct config *cfg = NULL;
+        int64_t lease = DEFAULT_LEASE_MS;
+
+        if (!(opts->socket_path && opts->database) && load_config(opts, &cfg) == 0 && cfg)
+                lease = cfg->lease_ms;
+        config_free(cfg);
+        return 3 * lease;
+}
+
+/*
+ * Connects and reads what status shows from the database.  Returns it (new
+ * reference), or NULL with err set; a config that does not load has been
+ * reported already.
+ */
+static json_t *read_cluster(const struct ctl_opts *opts, char *err, size_t errsz)
+{
+        char *conninfo = resolve_database(opts);
+        json_t *cluster = NULL;
+        PGconn *conn;
+
+        if (!conninfo) {
+                snprintf(err, errsz, "the config does not load");
+                return NULL;
+        }
+        conn = db_connect(conninfo, err, errsz);
+        if (conn)
+                cluster = db_read_cluster(conn, live_window_ms(opts), err, errsz);
+        PQfinish(conn);
+        free(conninfo);
+        return cluster;
+}
+
+enum { SV_HOST, SV_PID, SV_POOL, SV_VERSION, SV_QUEUES, SV_HEARTBEAT, NSVCOLS };
+
+static const struct column supervisor_columns[NSVCOLS] = {
+    {"HOST", 20, 1, 0, 1},   {"PID", 7, 1, 1, 0},     {"POOL", 4, 2, 1, 0},
+    {"VERSION", 8, 1, 0, 0}, {"QUEUES", 23, 1, 0, 1}, {"HEARTBEAT", 12, 0, 0, 0},
+};
+
+static void print_supervisor_row(FILE *out, json_t *s)
+{
+        char pid[24], pool[24], queues[SCREEN_WIDTH + 32], age[16], beat[32];
+        const char *cells[NSVCOLS];
+        const char *host = opt_string(s, "host"), *version = opt_string(s, "version");
+
+        fmt_cell(json_object_get(s, "pid"), pid, sizeof(pid));
+        fmt_cell(json_object_get(s, "pool_size"), pool, sizeof(pool));
+        fmt_queues(json_object_get(s, "queues"), (size_t)supervisor_columns[SV_QUEUES].width,
+                   queues, sizeof(queues));
+        fmt_duration(json_integer_value(json_object_get(s, "heartbeat_age_ms")), age, sizeof(age));
+        snprintf(beat, sizeof(beat), "%s ago", age);
+        cells[SV_HOST] = host ? host : "?";
+        cells[SV_PID] = pid;
+        cells[SV_POOL] = pool;
+        cells[SV_VERSION] = version ? version : "?";
+        cells[SV_QUEUES] = queues;
+        cells[SV_HEARTBEAT] = beat;
+        print_row(out, supervisor_columns, NSVCOLS, cells);
+}
+
+static void print_supervisors(FILE *out, json_t *cluster)
+{
+        json_t *list = json_object_get(cluster, "supervisors"), *s;
+        char window[16], line[128];
+        size_t i;
+
+        fmt_duration(json_integer_value(json_object_get(cluster, "live_window_ms")), window,
+                     sizeof(window));
+        if (json_array_size(list) == 0) {
+                fprintf(out, "supervisors: none live (no heartbeat within %s)\n", window);
+                return;
+        }
+        snprintf(line, sizeof(line), "supervisors: %zu live (heartbeat within %s)",
+                 json_array_size(list), window);
+        print_fitted(out, line);
+        print_titles(out, supervisor_columns, NSVCOLS);
+        json_array_foreach (list, i, s)
+                print_supervisor_row(out, s);
+}
+
+/* The oldest queued task, throughput, the last hour, and the paused queues. */
+static void print_rates(FILE *out, json_t *cluster)
+{
+        json_t *oldest = json_object_get(cluster, "oldest_queued");
+        json_t *hour = json_object_get(cluster, "last_hour");
+        json_t *avg = json_object_get(hour, "avg_duration_ms");
+        json_t *paused = json_object_get(cluster, "paused_queues");
+        json_int_t finished = json_integer_value(json_object_get(hour, "finished"));
+        char age[16], line[LINE_BUF], names[SCREEN_WIDTH + 32];
+
+        if (json_is_object(oldest)) {
+                fmt_duration(json_integer_value(json_object_get(oldest, "age_ms")), age,
+                             sizeof(age));
+                snprintf(line, sizeof(line),
+                         "oldest queued: task %" JSON_INTEGER_FORMAT ", waiting %s (queue %s)",
+                         json_integer_value(json_object_get(oldest, "id")), age,
+                         opt_string(oldest, "queue") ? opt_string(oldest, "queue") : "?");
+                print_fitted(out, line);
+        } else {
+                fprintf(out, "oldest queued: none waiting to run\n");
+        }
+        fprintf(out, "throughput: %" JSON_INTEGER_FORMAT " finished in the last minute\n",
+                json_integer_value(
+                    json_object_get(json_object_get(cluster, "last_minute"), "finished")));
+        if (finished == 0) {
+                fprintf(out, "last hour: none finished\n");
+        } else {
+                fmt_duration(json_integer_value(avg), age, sizeof(age));
+                fprintf(out,
+                        "last hour: %" JSON_INTEGER_FORMAT
+                        " finished, %.1f%% succeeded, average duration %s\n",
+                        finished, json_number_value(json_object_get(hour, "success_rate")),
+                        json_is_integer(avg) ? age : "-");
+        }
+        if (json_array_size(paused) > 0) {
+                fmt_queues(paused, SCREEN_WIDTH - strlen("paused queues: "), names, sizeof(names));
+                snprintf(line, sizeof(line), "paused queues: %s", names);
+                print_fitted(out, line);
+        }
+}
+
+/* What the database says, after the tasks line. */
+static void print_cluster(FILE *out, json_t *cluster)
+{
+        print_task_counts(out, json_object_get(cluster, "tasks"));
+        print_rates(out, cluster);
+        fputc('\n', out);
+        print_supervisors(out, cluster);
+}
+
+static void print_cluster_error(FILE *out, const char *dberr)
+{
+        char text[1200];
+
+        snprintf(text, sizeof(text),
+                 "chimera-ctl cannot read the database, so rates, queues and other "
+                 "supervisors are not shown: %s",
+                 dberr);
+        print_wrapped(out, "", 0, text, MAX_WRAPPED_LINES);
+}
+
+/*
+ * Prints status for people, or with --json as one object: the reply
+ * (borrowed; NULL when no chimerad answered, live_err then says why) and
+ * the cluster (borrowed; NULL when it could not be read, dberr says why).
+ * Returns the exit status: 0 when chimerad answered with a sound reply.
+ */
+static int print_status_all(const struct ctl_opts *opts, json_t *reply, const char *live_err,
+                            json_t *cluster, const char *dberr)
+{
+        struct status_view v = {0};
+        char err[512];
+        json_t *all;
+        int rc = reply ? EXIT_SUCCESS : EXIT_FAILURE;
+
+        if (opts->json) {
+                all = reply ? json_copy(reply)
+                            : json_pack("{s:n, s:s}", "supervisor", "error", live_err);
+                if (!all || json_object_set(all, "cluster", cluster ? cluster : json_null()) < 0 ||
+                    (!cluster && json_object_set_new(all, "cluster_error", json_string(dberr)) < 0))
+                        rc = EXIT_FAILURE;
+                else if (print_json(all) != EXIT_SUCCESS)
+                        rc = EXIT_FAILURE;
+                json_decref(all);
+                return rc;
+        }
+        if (reply && parse_status(reply, &v, err, sizeof(err)) < 0) {
+                ctl_errx("%s", err);
+                free(v.workers);
+                return EXIT_FAILURE;
+        }
+        if (reply) {
+                print_status(stdout, &v);
+                fputc('\n', stdout);
+        }
+        if (cluster) {
+                print_cluster(stdout, cluster);
+        } else if (reply) {
+                print_task_counts(stdout, v.tasks);
+                print_cluster_error(stdout, dberr);
+        }
+        free(v.workers);
+        return rc;
+}
+
+static int cmd_status(const struct ctl_opts *opts, int argc, char **argv)
+{
+        json_t *req = NULL, *reply = NULL, *cluster = NULL;
+        char err[1024] = "out of memory", dberr[1024] = "";
+        char *sock;
+        int rc;
+
+        if ((rc = no_operands("status", argc)) != 0)
+                return rc;
+        sock = resolve_socket(opts);
+        if (!sock)
+                return EXIT_FAILURE;
+        req = json_pack("{s:s}", "cmd", "status");
+        if (req)
+                reply = ctl_call(sock, req, err, sizeof(err));
+        /* Said first: what follows is only the database's side. */
+        if (!reply)
+                ctl_errx("%s", err);
+        cluster = read_cluster(opts, dberr, sizeof(dberr));
+        if (!reply && !cluster)
+                ctl_errx("%s", dberr);
+        rc = print_status_all(opts, reply, err, cluster, dberr);
+        json_decref(cluster);
+        json_decref(reply);
+        json_decref(req);
+        free(sock);
+        return rc;
+}
+
+/* ---- workers ---- */
+
+/*
+ * Sends {"cmd": cmd} to this host's chimerad.  Returns its successful
+ * reply (new reference), or NULL after printing the error.
+ */
+static json_t *ask_chimerad(const struct ctl_opts *opts, const char *cmd)
+{
+        char *sock = resolve_socket(opts);
+        json_t *req, *reply = NULL;
+        char err[1024] = "out of memory";
+
+        if (!sock)
+                return NULL;
+        req = json_pack("{s:s}", "cmd", cmd);
+        if (req)
+                reply = ctl_call(sock, req, err, sizeof(err));
+        if (!reply)
+                ctl_errx("%s", err);
+        json_decref(req);
+        free(sock);
+        return reply;
+}
+
+enum {
+        WK_SLOT,
+        WK_PID,
+        WK_STATE,
+        WK_DONE,
+        WK_UP,
+        WK_TASK,
+        WK_ATT,
+        WK_WORKFLOW,
+        WK_PHASE,
+        WK_FOR,
+        NWKCOLS
+};
+
+/* Widths add up to SCREEN_WIDTH. */
+static const struct column worker_columns[NWKCOLS] = {
+    {"SLOT", 4, 1, 0, 0},   {"PID", 7, 1, 0, 0},  {"STATE", 9, 1, 0, 0}, {"DONE", 4, 2, 1, 0},
+    {"UP", 5, 1, 0, 0},     {"TASK", 9, 1, 0, 0}, {"ATT", 3, 1, 1, 0},   {"WORKFLOW", 12, 1, 0, 1},
+    {"PHASE", 12, 1, 0, 1}, {"FOR", 5, 0, 0, 0},
+};
+
+/* A duration cell: "-" for JSON null or absent. */
+static void fmt_duration_cell(json_t *ms, char *buf, size_t size)
+{
+        if (json_is_integer(ms))
+                fmt_duration(json_integer_value(ms), buf, size);
+        else
+                snprintf(buf, size, "-");
+}
+
+static void print_worker_detail(FILE *out, const struct status_worker *w)
+{
+        char slot[24], pid[24], state[40], done[24], up[16], task[32], att[24], wf[256], phase[256],
+            busy[16];
+        const char *cells[NWKCOLS];
+
+        snprintf(slot, sizeof(slot), "%" JSON_INTEGER_FORMAT, w->slot);
+        snprintf(pid, sizeof(pid), "%" JSON_INTEGER_FORMAT, w->pid);
+        snprintf(state, sizeof(state), "%s%s", w->state, w->stale ? "*" : "");
+        snprintf(done, sizeof(done), "%" JSON_INTEGER_FORMAT, w->tasks_done);
+        fmt_duration_cell(w->uptime_ms, up, sizeof(up));
+        fmt_cell(w->task, task, sizeof(task));
+        fmt_cell(w->attempt, att, sizeof(att));
+        fmt_cell(w->workflow, wf, sizeof(wf));
+        fmt_cell(w->phase, phase, sizeof(phase));
+        fmt_duration_cell(w->busy_ms, busy, sizeof(busy));
+        cells[WK_SLOT] = slot;
+        cells[WK_PID] = w->pid > 0 ? pid : "-";
+        cells[WK_STATE] = state;
+        cells[WK_DONE] = done;
+        cells[WK_UP] = up;
+        cells[WK_TASK] = task;
+        cells[WK_ATT] = att;
+        cells[WK_WORKFLOW] = wf;
+        cells[WK_PHASE] = phase;
+        cells[WK_FOR] = busy;
+        print_row(out, worker_columns, NWKCOLS, cells);
+}
+
+static void print_workers(FILE *out, const struct status_view *v)
+{
+        int stale = 0;
+
+        print_supervisor(out, v);
+        fprintf(out, "database: %s\n", v->db_up ? "up" : "down");
+        print_pool_line(out, v);
+        fputc('\n', out);
+        print_titles(out, worker_columns, NWKCOLS);
+        for (size_t i = 0; i < v->nworkers; i++) {
+                print_worker_detail(out, &v->workers[i]);
+                stale |= v->workers[i].stale;
+        }
+        if (stale)
+                fprintf(out, "* predates the last reload: replaced when its task ends\n");
+}
+
+static int cmd_workers(const struct ctl_opts *opts, int argc, char **argv)
+{
+        struct status_view v = {0};
+        json_t *reply;
+        char err[512];
+        int rc;
+
+        if ((rc = no_operands("workers", argc)) != 0)
+                return rc;
+        reply = ask_chimerad(opts, "workers");
+        if (!reply)
+                return EXIT_FAILURE;
+        if (opts->json) {
+                rc = print_json(reply);
+        } else if (parse_status(reply, &v, err, sizeof(err)) < 0) {
+                ctl_errx("%s", err);
+                rc = EXIT_FAILURE;
+        } else {
+                print_workers(stdout, &v);
+        }
+        free(v.workers);
+        json_decref(reply);
+        return rc;
+}
+
+/* ---- operands and option values ---- */
+
+/* Reads a whole decimal integer (an optional sign, digits, nothing else). */
+static int parse_long(const char *s, long *v)
+{
+        char *end;
+
+        if (!isdigit((unsigned char)s[0]) &&
+            !((s[0] == '-' || s[0] == '+') && isdigit((unsigned char)s[1])))
+                return -1;
+        errno = 0;
+        *v = strtol(s, &end, 10);
+        return errno == 0 && *end == '\0' ? 0 : -1;
+}
+
+/*
+ * Takes the one operand of command name that is not a task id (a queue or
+ * a workflow name; what names it): it must be there and not empty.
+ * Returns 0, or EXIT_USAGE after saying so.
+ */
+static int name_operand(const char *name, const char *what, int argc, char **argv)
+{
+        if (argc != 1)
+                return command_usage_error(name, "%s takes one %s", name, what);
+        if (argv[0][0] == '\0')
+                return command_usage_error(name, "%s: the %s is empty", name, what);
+        return 0;
+}
+
+/* ---- tasks ---- */
+
+#define TASKS_DEFAULT_LIMIT 20
+#define TASKS_MAX_LIMIT     100000
+
+/* The newest tasks (at most $4), filtered by status $1, queue $2, workflow $3 (NULL: any). */
+static const char TASKS_SQL[] =
+    "SELECT coalesce(jsonb_agg(to_jsonb(r) ORDER BY r.id DESC), '[]'::jsonb)::text FROM ("
+    " SELECT id, queue, workflow, status, priority, attempts, max_attempts, last_error,"
+    "        trace_id, created_at, run_at, started_at, finished_at,"
+    "        floor(extract(epoch FROM now() - created_at) * 1000)::bigint AS age_ms"
+    "   FROM chimera.tasks"
+    "  WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR queue = $2)"
+    "    AND ($3::text IS NULL OR workflow = $3)"
+    "  ORDER BY id DESC LIMIT $4::int) r";
+
+enum { TK_ID, TK_WORKFLOW, TK_STATUS, TK_ATT, TK_AGE, TK_ERROR, NTKCOLS };
+
+/* Widths add up to SCREEN_WIDTH. */
+static const struct column task_columns[NTKCOLS] = {
+    {"ID", 9, 1, 0, 0},  {"WORKFLOW", 16, 1, 0, 1}, {"STATUS", 9, 1, 0, 0},
+    {"ATT", 5, 1, 0, 0}, {"AGE", 5, 2, 0, 0},       {"LAST ERROR", 30, 0, 0, 1},
+};
+
+static int is_task_status(const char *s)
+{
+        for (size_t i = 0; i < sizeof(task_statuses) / sizeof(task_statuses[0]); i++) {
+                if (strcmp(task_statuses[i], s) == 0)
+                        return 1;
+        }
+        return 0;
+}
+
+static void print_task_row(FILE *out, json_t *t)
+{
+        char id[32], att[48], age[16], error[LINE_BUF];
+        const char *cells[NTKCOLS], *wf = opt_string(t, "workflow"), *st = opt_string(t, "status");
+        const char *last = opt_string(t, "last_error");
+
+        fmt_cell(json_object_get(t, "id"), id, sizeof(id));
+        snprintf(att, sizeof(att), "%" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT,
+                 json_integer_value(json_object_get(t, "attempts")),
+                 json_integer_value(json_object_get(t, "max_attempts")));
+        fmt_duration(json_integer_value(json_object_get(t, "age_ms")), age, sizeof(age));
+        /* One line of it: an agent's multi-line error would break the table. */
+        copy_flat(last ? last : "-", SIZE_MAX, error);
+        cells[TK_ID] = id;
+        cells[TK_WORKFLOW] = wf ? wf : "?";
+        cells[TK_STATUS] = st ? st : "?";
+        cells[TK_ATT] = att;
+        cells[TK_AGE] = age;
+        cells[TK_ERROR] = error;
+        print_row(out, task_columns, NTKCOLS, cells);
+}
+
+/* Checks the filters of tasks; fills limit.  Returns 0, or EXIT_USAGE after saying why. */
+static int tasks_options(const struct ctl_opts *opts, char *limit, size_t size)
+{
+        long n = TASKS_DEFAULT_LIMIT;
+
+        if (opts->status && !is_task_status(opts->status))
+                return command_usage_error("tasks",
+                                           "tasks: --status is queued, running, succeeded, "
+                                           "failed, dead or cancelled, not '%s'",
+                                           opts->status);
+        if (opts->limit && (parse_long(opts->limit, &n) < 0 || n < 1 || n > TASKS_MAX_LIMIT))
+                return command_usage_error("tasks",
+                                           "tasks: --limit needs a number from 1 to %d, not '%s'",
+                                           TASKS_MAX_LIMIT, opts->limit);
+        snprintf(limit, size, "%ld", n);
+        return 0;
+}
+
+static int cmd_tasks(const struct ctl_opts *opts, int argc, char **argv)
+{
+        char limit[24], err[1024];
+        const char *params[4] = {opts->status, opts->queue, opts->workflow, limit};
+        json_error_t jerr;
+        json_t *rows = NULL, *t;
+        PGresult *res = NULL;
+        PGconn *conn;
+        size_t i;
+        int rc;
+
+        if ((rc = no_operands("tasks", argc)) != 0 ||
+            (rc = tasks_options(opts, limit, sizeof(limit))) != 0)
+                return rc;
+        conn = open_database(opts);
+        if (!conn)
+                return EXIT_FAILURE;
+        rc = EXIT_FAILURE;
+        res = db_exec(conn, TASKS_SQL, 4, params);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                query_error(conn, res, "reading the tasks", err, sizeof(err));
+                ctl_errx("%s", err);
+        } else if (!(rows = json_loads(PQgetvalue(res, 0, 0), 0, &jerr))) {
+                ctl_errx("cannot decode the tasks: %s", jerr.text);
+        } else if (opts->json) {
+                rc = print_json(rows);
+        } else {
+                if (json_array_size(rows) == 0)
+                        printf("%s\n", opts->given & ~OPTF_LIMIT ? "no tasks match" : "no tasks");
+                else
+                        print_titles(stdout, task_columns, NTKCOLS);
+                json_array_foreach (rows, i, t)
+                        print_task_row(stdout, t);
+                rc = EXIT_SUCCESS;
+        }
+        json_decref(rows);
+        PQclear(res);
+        PQfinish(conn);
+        return rc;
+}
+
+/* ---- submit ---- */
+
+/*
+ * Checks the payload operand: one JSON object.  Integers too big for
+ * jansson are fine (the database keeps numbers exactly, and gets the text
+ * as given).  Returns 0, or EXIT_USAGE after saying what is wrong.
+ */
+static int check_payload(const char *text)
+{
+        json_error_t jerr;
+        json_t *v = json_loads(text, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, &jerr);
+        int rc = 0;
+
+        if (!v)
+                rc = command_usage_error("submit",
+                                         "submit: the payload is not valid JSON: %s (line %d, "
+                                         "column %d)",
+                                         jerr.text, jerr.line, jerr.column);
+        else if (!json_is_object(v))
+                rc = command_usage_error("submit",
+                                         "submit: the payload must be a JSON object, not %s",
+                                         util_json_kind(v));
+        json_decref(v);
+        return rc;
+}
+
+/* The values of submit's options, checked, as statement parameters. */
+struct submit_values {
+        char priority[24], max_attempts[24], delay_ms[24];
+        const char *run_at; /* a timestamp for PostgreSQL, or NULL with delay_ms set */
+};
+
+static int submit_options(const struct ctl_opts *opts, struct submit_values *sv)
+{
+        long n;
+        int64_t ms;
+
+        if (opts->priority) {
+                if (parse_long(opts->priority, &n) < 0)
+                        return command_usage_error("submit",
+                                                   "submit: --priority needs a number, not '%s'",
+                                                   opts->priority);
+                snprintf(sv->priority, sizeof(sv->priority), "%ld", n);
+        }
+        if (opts->max_attempts) {
+                if (parse_long(opts->max_attempts, &n) < 0)
+                        return command_usage_error(
+                            "submit", "submit: --max-attempts needs a number, not '%s'",
+                            opts->max_attempts);
+                snprintf(sv->max_attempts, sizeof(sv->max_attempts), "%ld", n);
+        }
+        if (opts->run_at && opts->run_at[0] == '+') {
+                if (util_parse_duration(opts->run_at + 1, &ms) < 0)
+                        return command_usage_error("submit",
+                                                   "submit: --run-at +DURATION needs a duration "
+                                                   "such as +90s, +5m or +2h, not '%s'",
+                                                   opts->run_at);
+                snprintf(sv->delay_ms, sizeof(sv->delay_ms), "%lld", (long long)ms);
+        } else {
+                sv->run_at = opts->run_at;
+        }
+        return 0;
+}
+
+/*
+ * Builds the INSERT of submit into sql, naming only the columns given, so
+ * that the table's own defaults apply to the others; params (7 or more)
+ * get the values, borrowed from opts and sv.  Returns how many.
+ */
+static int submit_statement(const struct ctl_opts *opts, const struct submit_values *sv,
+                            const char *workflow, const char *payload, char *sql, size_t size,
+                            const char **params)
+{
+        char cols[256] = "workflow, payload", vals[512] = "$1, $2::jsonb";
+        int n = 2;
+
+        params[0] = workflow;
+        params[1] = payload;
+        if (opts->priority) {
+                params[n++] = sv->priority;
+                appendf(cols, sizeof(cols), ", priority");
+                appendf(vals, sizeof(vals), ", $%d::smallint", n);
+        }
+        if (opts->queue) {
+                params[n++] = opts->queue;
+                appendf(cols, sizeof(cols), ", queue");
+                appendf(vals, sizeof(vals), ", $%d", n);
+        }
+        if (opts->max_attempts) {
+                params[n++] = sv->max_attempts;
+                appendf(cols, sizeof(cols), ", max_attempts");
+                appendf(vals, sizeof(vals), ", $%d::int", n);
+        }
+        if (opts->run_at) {
+                params[n++] = sv->run_at ? sv->run_at : sv->delay_ms;
+                appendf(cols, sizeof(cols), ", run_at");
+                if (sv->run_at)
+                        appendf(vals, sizeof(vals), ", $%d::timestamptz", n);
+                else
+                        appendf(vals, sizeof(vals),
+                                ", now() + $%d::bigint * interval '1 millisecond'", n);
+        }
+        snprintf(
+            sql, size,
+            "INSERT INTO chimera.tasks AS t (%s) VALUES (%s) RETURNING t.id, to_jsonb(t)::text",
+            cols, vals);
+        return n;
+}
+
+/*
+ * A workflow this host's config does not know is most likely a typo; it is
+ * submitted all the same (supervisors elsewhere may know it), with a
+ * warning.  With --database no config is read, so nothing is checked.
+ */
+static void warn_unknown_workflow(const struct ctl_opts *opts, const char *workflow)
+{
+        struct config *cfg = NULL;
+
+        if (opts->database || load_config(opts, &cfg) < 0 || !cfg)
+                return;
+        if (!config_workflow(cfg, workflow))
+                ctl_errx("warning: workflow \"%s\" is not in %s; a supervisor without it fails "
+                         "the task",
+                         workflow, cfg->path);
+        config_free(cfg);
+}
+
+static int cmd_submit(const struct ctl_opts *opts, int argc, char **argv)
+{
+        struct submit_values sv = {.run_at = NULL};
+        const char *params[8], *payload;
+        char sql[1024], err[1024];
+        json_error_t jerr;
+        json_t *row = NULL;
+        PGresult *res;
+        PGconn *conn;
+        int n, rc;
+
+        if (argc < 1 || argc > 2)
+                return command_usage_error("submit",
+                                           "submit takes a workflow and, optionally, a payload");
+        payload = argc == 2 ? argv[1] : "{}";
+        if ((rc = check_payload(payload)) != 0 || (rc = submit_options(opts, &sv)) != 0)
+                return rc;
+        conn = open_database(opts);
+        if (!conn)
+                return EXIT_FAILURE;
+        warn_unknown_workflow(opts, argv[0]);
+        n = submit_statement(opts, &sv, argv[0], payload, sql, sizeof(sql), params);
+        res = db_exec(conn, sql, n, params);
+        rc = EXIT_FAILURE;
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                refusal_error(conn, res, "the database refused the task", err, sizeof(err));
+                ctl_errx("%s", err);
+        } else if (!opts->json) {
+                printf("%s\n", PQgetvalue(res, 0, 0));
+                rc = EXIT_SUCCESS;
+        } else if (!(row = json_loads(PQgetvalue(res, 0, 1), 0, &jerr))) {
+                /* It is queued all the same: say which it is. */
+                ctl_errx("task %s queued, but its row cannot be decoded: %s", PQgetvalue(res, 0, 0),
+                         jerr.text);
+        } else {
+                rc = print_json(row);
+        }
+        json_decref(row);
+        PQclear(res);
+        PQfinish(conn);
+        return rc;
+}
+
+/* ---- cancel ---- */
+
+/*
+ * Cancels task $1 if it is queued, in one statement that locks the row
+ * first and judges its status only then (as retry does): the task ends
+ * cancelled with its finished_at and a "cancelled" event saying who, and a
+ * running task is left for its supervisor.  Either way the row tells what
+ * it found: the status, whether it acted, and for a running task the
+ * supervisor holding it.
+ */
+static const char CANCEL_SQL[] =
+    "WITH o AS ("
+    " SELECT id, status, attempts, lease_owner FROM chimera.tasks WHERE id = $1::bigint"
+    " FOR UPDATE"
+    "), u AS ("
+    " UPDATE chimera.tasks t SET status = 'cancelled', finished_at = now(),"
+    "        lease_owner = NULL, lease_expires_at = NULL"
+    "   FROM o WHERE t.id = o.id AND o.status = 'queued'"
+    " RETURNING t.id"
+    "), e AS ("
+    " INSERT INTO chimera.task_events (task_id, attempt, kind, detail)"
+    " SELECT u.id, o.attempts, 'cancelled', jsonb_build_object('by', 'chimera-ctl',"
+    "        'previous_status', o.status, 'role', current_user)"
+    "   FROM u JOIN o ON o.id = u.id"
+    ")"
+    "SELECT o.status, u.id IS NOT NULL, coalesce(o.lease_owner::text, ''),"
+    "       coalesce(s.host, ''), coalesce(s.pid::text, '')"
+    "  FROM o LEFT JOIN u ON true LEFT JOIN chimera.supervisors s ON s.id = o.lease_owner";
+
+/* The same columns, only looking: for the waits after asking chimerad. */
+static const char TASK_OWNER_SQL[] =
+    "SELECT t.status, false, coalesce(t.lease_owner::text, ''),"
+    "       coalesce(s.host, ''), coalesce(s.pid::text, '')"
+    "  FROM chimera.tasks t LEFT JOIN chimera.supervisors s ON s.id = t.lease_owner"
+    " WHERE t.id = $1::bigint";
+
+/* What CANCEL_SQL or TASK_OWNER_SQL found. */
+struct cancel_view {
+        char status[16]; /* the task's status; before the cancel when it acted */
+        int cancelled;   /* it was queued, and is cancelled now */
+        char owner[40];  /* the supervisor holding a running task, or "" */
+        char host[256];  /* that supervisor's host and pid, "" when it has no row */
+        char pid[16];
+};
+
+/* Runs sql for task id into v.  Returns 1, 0 when there is no such task, -1 with err set. */
+static int db_cancel_view(PGconn *conn, const char *sql, const char *id, struct cancel_view *v,
+                          char *err, size_t errsz)
+{
+        PGresult *res = db_exec(conn, sql, 1, &id);
+        int rc = -1;
+
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                query_error(conn, res, "cancelling the task", err, errsz);
+                goto out;
+        }
+        rc = PQntuples(res) > 0;
+        if (rc == 0)
+                goto out;
+        snprintf(v->status, sizeof(v->status), "%s", PQgetvalue(res, 0, 0));
+        v->cancelled = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+        snprintf(v->owner, sizeof(v->owner), "%s", PQgetvalue(res, 0, 2));
+        snprintf(v->host, sizeof(v->host), "%s", PQgetvalue(res, 0, 3));
+        snprintf(v->pid, sizeof(v->pid), "%s", PQgetvalue(res, 0, 4));
+out:
+        PQclear(res);
+        return rc;
+}
+
+/* "web1 (chimerad pid 4242)", or the id of a supervisor without a row. */
+static void describe_owner(const struct cancel_view *v, char *buf, size_t size)
+{
+        if (v->host[0])
+                snprintf(buf, size, "%s (chimerad pid %s)", v->host, v->pid);
+        else
+                snprintf(buf, size, "supervisor %s, which is gone", v->owner[0] ? v->owner : "?");
+}
+
+/*
+ * Waits, within CTL_TIMEOUT_MS, for task id to leave "running" (chimerad
+ * writing its outcome) and reads it into v.  Returns 1 when it did, 0 when
+ * it is still running, -1 after printing an error.
+ */
+static int wait_not_running(PGconn *conn, const char *id, struct cancel_view *v)
+{
+        int64_t deadline = util_now_ms() + CTL_TIMEOUT_MS;
+        char err[1024];
+
+        for (;;) {
+                int found = db_cancel_view(conn, TASK_OWNER_SQL, id, v, err, sizeof(err));
+                if (found <= 0) {
+                        ctl_errx("%s", found < 0 ? err : "the task is gone");
+                        return -1;
+                }
+                if (strcmp(v->status, "running") != 0)
+                        return 1;
+                if (util_now_ms() > deadline)
+                        return 0;
+                pause_ms(DB_POLL_MS);
+        }
+}
+
+#define CANCEL_PHASE_COLS 32 /* of a phase name in cancel's one line */
+
+/*
+ * Prints a cancel done: one line, or with --json one object.  reply is
+ * chimerad's (borrowed) for a running task, NULL for a queued one.
+ */
+static int print_cancelled(const struct ctl_opts *opts, const char *id, const char *previous,
+                           json_t *reply)
+{
+        const char *phase = opt_string(reply, "phase");
+        char fitted[LINE_BUF];
+        json_t *j;
+        int rc;
+
+        if (opts->json) {
+                j = json_pack(
+                    "{s:I, s:s, s:s, s:O*, s:O*, s:O*}", "id", (json_int_t)strtoll(id, NULL, 10),
+                    "status", "cancelled", "previous_status", previous, "worker_pid",
+                    json_object_get(reply, "pid"), "attempt", json_object_get(reply, "attempt"),
+                    "phase", json_object_get(reply, "phase"));
+                rc = j ? print_json(j) : EXIT_FAILURE;
+                json_decref(j);
+                return rc;
+        }
+        if (!reply) {
+                printf("task %s cancelled (was %s)\n", id, previous);
+        } else if (phase) {
+                fit_text(phase, CANCEL_PHASE_COLS, fitted, sizeof(fitted));
+                printf("task %s cancelled (was running phase %s); its worker is replaced\n", id,
+                       fitted);
+        } else {
+                printf("task %s cancelled (was running); its worker is replaced\n", id);
+        }
+        return EXIT_SUCCESS;
+}
+
+/*
+ * chimerad said it does not run task id (reply borrowed).  Explains why:
+ * the task runs under another supervisor, or has just ended here.
+ */
+static int cancel_not_held(PGconn *conn, const char *id, json_t *reply,
+                           const struct cancel_view *before)
+{
+        const char *code = opt_string(reply, "code"), *here = opt_string(reply, "supervisor");
+        struct cancel_view v = *before;
+        char where[400];
+        int moved;
+
+        if (!code || strcmp(code, "not_held") != 0) {
+                ctl_errx("chimerad could not cancel task %s: %s", id,
+                         opt_string(reply, "error") ? opt_string(reply, "error")
+                                                    : "no reason given");
+                return EXIT_FAILURE;
+        }
+        describe_owner(&v, where, sizeof(where));
+        if ((!here || strcmp(here, v.owner) != 0) && v.host[0]) {
+                ctl_errx("task %s runs on %s, not here: cancel it there with 'chimera-ctl "
+                         "cancel %s'",
+                         id, where, id);
+                return EXIT_FAILURE;
+        }
+        if (!here || strcmp(here, v.owner) != 0) {
+                /* A supervisor's row goes only when it stops or is long dead. */
+                ctl_errx("task %s is held by %s: it goes back to the queue when its lease "
+                         "expires, and can be cancelled then",
+                         id, where);
+                return EXIT_FAILURE;
+        }
+        /* Ours, but on no worker: its outcome is on its way to the database. */
+        moved = wait_not_running(conn, id, &v);
+        if (moved > 0)
+                ctl_errx("task %s ended before it could be cancelled: it is %s", id, v.status);
+        else if (moved == 0)
+                ctl_errx("task %s is finishing on this host's chimerad, which is writing its "
+                         "outcome; see 'chimera-ctl show %s'",
+                         id, id);
+        return EXIT_FAILURE;
+}
+
+/*
+ * Task id was running (what the database said: before): asks this host's
+ * chimerad to stop it, then waits for the database to show it cancelled.
+ */
+static int cancel_running(const struct ctl_opts *opts, PGconn *conn, const char *id,
+                          const struct cancel_view *before)
+{
+        json_t *req = NULL, *reply = NULL;
+        char err[1024] = "out of memory", where[400];
+        struct cancel_view v = {.cancelled = 0};
+        int rc = EXIT_FAILURE, moved;
+        char *sock = resolve_socket(opts);
+
+        if (!sock)
+                return EXIT_FAILURE;
+        describe_owner(before, where, sizeof(where));
+        req = json_pack("{s:s, s:I}", "cmd", "cancel", "id", (json_int_t)strtoll(id, NULL, 10));
+        if (req)
+                reply = ctl_exchange(sock, req, err, sizeof(err));
+        if (!reply) {
+                ctl_errx("task %s runs on %s, and this host's chimerad cannot be asked to stop "
+                         "it: %s",
+                         id, where, err);
+        } else if (!json_is_true(json_object_get(reply, "ok"))) {
+                rc = cancel_not_held(conn, id, reply, before);
+        } else if ((moved = wait_not_running(conn, id, &v)) == 0) {
+                ctl_errx("chimerad stopped task %s, but the database does not show it cancelled "
+                         "yet (is chimerad's database connection down?); see 'chimera-ctl show "
+                         "%s'",
+                         id, id);
+        } else if (moved > 0 && strcmp(v.status, "cancelled") != 0) {
+                ctl_errx("chimerad stopped task %s, but the task is %s: its lease had moved on", id,
+                         v.status);
+        } else if (moved > 0) {
+                rc = print_cancelled(opts, id, "running", reply);
+        }
+        json_decref(reply);
+        json_decref(req);
+        free(sock);
+        return rc;
+}
+
+static int cmd_cancel(const struct ctl_opts *opts, int argc, char **argv)
+{
+        struct cancel_view v = {.cancelled = 0};
+        char id[32], err[1024];
+        PGconn *conn;
+        int rc = EXIT_FAILURE, found;
+
+        if (task_id_operand("cancel", argc, argv, id, sizeof(id)) != 0)
+                return EXIT_USAGE;
+        conn = open_database(opts);
+        if (!conn)
+                return EXIT_FAILURE;
+        found = db_cancel_view(conn, CANCEL_SQL, id, &v, err, sizeof(err));
+        if (found < 0)
+                ctl_errx("%s", err);
+        else if (found == 0)
+                ctl_errx("no task %s", id);
+        else if (v.cancelled)
+                rc = print_cancelled(opts, id, "queued", NULL);
+        else if (strcmp(v.status, "running") != 0)
+                ctl_errx("task %s is %s: only queued or running tasks can be cancelled", id,
+                         v.status);
+        else
+                rc = cancel_running(opts, conn, id, &v);
+        PQfinish(conn);
+        return rc;
+}
+
+/* ---- pause and resume ---- */
+
+/*
+ * Pauses queue $1 (creating its row), keeping the time of a pause already
+ * in force.  Returns whether it was paused before, since when it is
+ * paused, and how many of its tasks wait and run.
+ */
+static const char PAUSE_SQL[] =
+    "WITH old AS (SELECT paused FROM chimera.queues WHERE name = $1),"
+    " up AS ("
+    " INSERT INTO chimera.queues AS q (name, paused, paused_at) VALUES ($1, true, now())"
+    " ON CONFLICT (name) DO UPDATE"
+    "   SET paused = true, paused_at = CASE WHEN q.paused THEN q.paused_at ELSE now() END"
+    " RETURNING paused_at)"
+    "SELECT coalesce((SELECT paused FROM old), false),"
+    "       (SELECT to_jsonb(paused_at) #>> '{}' FROM up),"
+    "       (SELECT count(*) FROM chimera.tasks WHERE queue = $1 AND status = 'queued'),"
+    "       (SELECT count(*) FROM chimera.tasks WHERE queue = $1 AND status = 'running')";
+
+/*
+ * Resumes queue $1, with the same answer about before; a queue that was
+ * paused also gets the NOTIFY a new task sends, so that idle supervisors
+ * claim its tasks at once rather than at their next poll.
+ */
+static const char RESUME_SQL[] =
+    "WITH old AS (SELECT paused, paused_at FROM chimera.queues WHERE name = $1),"
+    " up AS (UPDATE chimera.queues SET paused = false, paused_at = NULL"
+    "         WHERE name = $1 AND paused RETURNING name)"
+    "SELECT coalesce((SELECT paused FROM old), false),"
+    "       (SELECT to_jsonb(paused_at) #>> '{}' FROM old),"
+    "       (SELECT count(*) FROM chimera.tasks WHERE queue = $1 AND status = 'queued'),"
+    "       (SELECT count(*) FROM chimera.tasks WHERE queue = $1 AND status = 'running'),"
+    "       (SELECT pg_notify('chimera_tasks', name) FROM up) IS NULL";
+
+/* What pause or resume found and did. */
+struct queue_outcome {
+        int pause;         /* the command: pause (1) or resume (0) */
+        int was_paused;    /* before the command */
+        const char *since; /* when the pause began (ISO 8601), or NULL */
+        long long queued, running;
+};
+
+static void print_queue_text(const char *queue, const struct queue_outcome *q)
+{
+        char name[LINE_BUF], since[64], line[LINE_BUF * 2];
+
+        fit_text(queue, 32, name, sizeof(name));
+        if (q->since)
+                fmt_iso(q->since, NO_DAY, since, sizeof(since));
+        if (q->pause && q->was_paused)
+                snprintf(line, sizeof(line), "queue %s was paused already (since %s UTC)", name,
+                         q->since ? since : "?");
+        else if (q->pause)
+                snprintf(line, sizeof(line),
+                         "queue %s paused: %lld queued task%s wait%s, %lld running go%s on", name,
+                         q->queued, q->queued == 1 ? "" : "s", q->queued == 1 ? "s" : "",
+                         q->running, q->running == 1 ? "es" : "");
+        else if (q->was_paused)
+                snprintf(line, sizeof(line), "queue %s resumed: %lld queued task%s can run", name,
+                         q->queued, q->queued == 1 ? "" : "s");
+        else
+                snprintf(line, sizeof(line), "queue %s was not paused", name);
+        print_fitted(stdout, line);
+}
+
+static int print_queue_outcome(const struct ctl_opts *opts, const char *queue,
+                               const struct queue_outcome *q)
+{
+        json_t *j;
+        int rc;
+
+        if (!opts->json) {
+                print_queue_text(queue, q);
+                return EXIT_SUCCESS;
+        }
+        j = json_pack("{s:s, s:b, s:b, s:s?, s:I, s:I}", "queue", queue, "paused", q->pause,
+                      "changed", q->pause != q->was_paused, "paused_at", q->pause ? q->since : NULL,
+                      "queued", (json_int_t)q->queued, "running", (json_int_t)q->running);
+        if (!j) {
+                ctl_errx("cannot encode the reply (invalid UTF-8?)");
+                return EXIT_FAILURE;
+        }
+        rc = print_json(j);
+        json_decref(j);
+        return rc;
+}
+
+/* pause and resume: one statement, then what it found. */
+static int set_paused(const struct ctl_opts *opts, const char *name, int pause, int argc,
+                      char **argv)
+{
+        struct queue_outcome q = {.pause = pause};
+        const char *params[1];
+        char err[1024];
+        PGresult *res;
+        PGconn *conn;
+        int rc;
+
+        if ((rc = name_operand(name, "queue name", argc, argv)) != 0)
+                return rc;
+        params[0] = argv[0];
+        conn = open_database(opts);
+        if (!conn)
+                return EXIT_FAILURE;
+        rc = EXIT_FAILURE;
+        res = db_exec(conn, pause ? PAUSE_SQL : RESUME_SQL, 1, params);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                query_error(conn, res, pause ? "pausing the queue" : "resuming the queue", err,
+                            sizeof(err));
+                ctl_errx("%s", err);
+        } else {
+                q.was_paused = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+                q.since = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
+                q.queued = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+                q.running = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+                rc = print_queue_outcome(opts, argv[0], &q);
+        }
+        PQclear(res);
+        PQfinish(conn);
+        return rc;
+}
+
+static int cmd_pause(const struct ctl_opts *opts, int argc, char **argv)
+{
+        return set_paused(opts, "pause", 1, argc, argv);
+}
+
+static int cmd_resume(const struct ctl_opts *opts, int argc, char **argv)
+{
+        return set_paused(opts, "resume", 0, argc, argv);
+}
+
+/* ---- reload ---- */
+
+static int print_reloaded(const struct ctl_opts *opts, json_t *reply)
+{
+        char line[LINE_BUF * 2];
+        const char *path = opt_string(reply, "config");
+
+        if (opts->json)
+                return print_json(reply);
+        snprintf(line, sizeof(line),
+                 "chimerad reloaded %s: %" JSON_INTEGER_FORMAT " workflows, %" JSON_INTEGER_FORMAT
+                 " agents",
+                 path ? path : "its config",
+                 json_integer_value(json_object_get(reply, "workflows")),
+                 json_integer_value(json_object_get(reply, "agents")));
+        print_fitted(stdout, line);
+        printf("workers are replaced as they finish their current task\n");
+        return EXIT_SUCCESS;
+}
+
+static int cmd_reload(const struct ctl_opts *opts, int argc, char **argv)
+{
+        json_t *req = NULL, *reply = NULL;
+        char err[1024] = "out of memory";
+        struct config *cfg = NULL;
+        char *sock = NULL;
+        int rc;
+
+        if ((rc = no_operands("reload", argc)) != 0)
+                return rc;
+        rc = EXIT_FAILURE;
+        /* The config names the socket; one that does not load is what chimerad would refuse. */
+        if (!opts->socket_path && load_config(opts, &cfg) < 0) {
+                ctl_errx("chimerad was not asked to reload: the config does not load, so it "
+                         "keeps its running configuration");
+                goto out;
+        }
+        sock = util_strdup(opts->socket_path            ? opts->socket_path
+                           : cfg && cfg->control_socket ? cfg->control_socket
+                                                        : CONFIG_DEFAULT_CONTROL_SOCKET);
+        req = json_pack("{s:s}", "cmd", "reload");
+        if (req)
+                reply = ctl_exchange(sock, req, err, sizeof(err));
+        if (!reply)
+                ctl_errx("%s", err);
+        else if (!json_is_true(json_object_get(reply, "ok")))
+                ctl_errx("chimerad refused the new configuration and keeps its running one: %s",
+                         opt_string(reply, "error") ? opt_string(reply, "error")
+                                                    : "no reason given");
+        else
+                rc = print_reloaded(opts, reply);
+out:
+        json_decref(reply);
+        json_decref(req);
+        free(sock);
+        config_free(cfg);
+        return rc;
+}
+
+/* ---- migrate ---- */
+
+/*
+ * The schema version the database has: 0 when there is no schema yet.
+ * Returns 0, or -1 with err set.
+ */
+static int db_schema_version(PGconn *conn, int *version, char *err, size_t errsz)
+{
+        PGresult *res =
+            PQexec(conn, "SELECT coalesce(max(version), 0) FROM chimera.schema_version");
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        int rc = 0;
+
+        *version = 0;
+        if (PQresultStatus(res) == PGRES_TUPLES_OK)
+                *version = atoi(PQgetvalue(res, 0, 0));
+        else if (!state || (strcmp(state, "42P01") != 0 && strcmp(state, "3F000") != 0))
+                rc = -1;
+        if (rc < 0)
+                db_error("reading the schema version", PQresultErrorMessage(res), err, errsz);
+        PQclear(res);
+        return rc;
+}
+
+/*
+ * migrate_run() tells what it does on stdout; with --json that text must
+ * not mix with the JSON.  Points stdout at /dev/null and returns the fd to
+ * restore it from, or -1 (then stdout is left as it is).
+ */
+static int mute_stdout(void)
+{
+        int saved, null;
+
+        fflush(stdout);
+        saved = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0);
+        null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (saved < 0 || null < 0 || dup2(null, STDOUT_FILENO) < 0) {
+                if (saved >= 0)
+                        close(saved);
+                saved = -1;
+        }
+        if (null >= 0)
+                close(null);
+        return saved;
+}
+
+static void unmute_stdout(int saved)
+{
+        if (saved < 0)
+                return;
+        fflush(stdout);
+        if (dup2(saved, STDOUT_FILENO) < 0)
+                ctl_errx("restoring stdout: %s", strerror(errno));
+        close(saved);
+}
+
+static int print_migrated(int from, int to)
+{
+        json_t *applied = json_array(), *j;
+        int rc;
+
+        for (unsigned i = 0; i < migrations_count; i++) {
+                if (migrations[i].version > from && migrations[i].version <= to)
+                        json_array_append_new(applied, json_string(migrations[i].name));
+        }
+        j = json_pack("{s:i, s:i, s:o}", "from_version", from, "version", to, "applied", applied);
+        rc = j ? print_json(j) : EXIT_FAILURE;
+        json_decref(j);
+        return rc;
+}
+
+static int cmd_migrate(const struct ctl_opts *opts, int argc, char **argv)
+{
+        char err[1024], why[1024], *conninfo = NULL;
+        int rc, from = 0, to = 0, muted = -1;
+        PGconn *conn = NULL;
+
+        if ((rc = no_operands("migrate", argc)) != 0)
+                return rc;
+        rc = EXIT_FAILURE;
+        conninfo = resolve_database(opts);
+        if (!conninfo)
+                goto out;
+        /* Connecting first gives the same bounded wait and message as every command. */
+        conn = db_connect(conninfo, err, sizeof(err));
+        if (!conn || db_schema_version(conn, &from, err, sizeof(err)) < 0) {
+                ctl_errx("%s", err);
+                goto out;
+        }
+        if (opts->json)
+                muted = mute_stdout();
+        if (migrate_run(conninfo, why, sizeof(why)) < 0) {
+                unmute_stdout(muted);
+                /* Its messages are libpq's, newline and all. */
+                why[strcspn(why, "\n")] = '\0';
+                ctl_errx("%s", why);
+                goto out;
+        }
+        unmute_stdout(muted);
+        if (!opts->json)
+                rc = EXIT_SUCCESS;
+        else if (db_schema_version(conn, &to, err, sizeof(err)) < 0)
+                ctl_errx("%s", err);
+        else
+                rc = print_migrated(from, to);
+out:
+        PQfinish(conn);
+        free(conninfo);
+        return rc;
+}
+
 /* ---- command line ---- */
 
-enum { OPT_SOCKET = 256, OPT_DATABASE, OPT_JSON, OPT_VERSION };
+enum {
+        OPT_SOCKET = 256,
+        OPT_DATABASE,
+        OPT_JSON,
+        OPT_VERSION,
+        OPT_STATUS,
+        OPT_QUEUE,
+        OPT_WORKFLOW,
+        OPT_LIMIT,
+        OPT_PRIORITY,
+        OPT_RUN_AT,
+        OPT_MAX_ATTEMPTS,
+};
 
 static const struct option long_options[] = {
     {"config", required_argument, NULL, 'c'},
@@ -1795,7 +3314,28 @@ static const struct option long_options[] = {
     {"json", no_argument, NULL, OPT_JSON},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
+    {"status", required_argument, NULL, OPT_STATUS},
+    {"queue", required_argument, NULL, OPT_QUEUE},
+    {"workflow", required_argument, NULL, OPT_WORKFLOW},
+    {"limit", required_argument, NULL, OPT_LIMIT},
+    {"priority", required_argument, NULL, OPT_PRIORITY},
+    {"run-at", required_argument, NULL, OPT_RUN_AT},
+    {"max-attempts", required_argument, NULL, OPT_MAX_ATTEMPTS},
     {NULL, 0, NULL, 0},
+};
+
+/* The command options, by bit, for the message when a command does not take one. */
+static const struct {
+        unsigned bit;
+        const char *name;
+} command_option_names[] = {
+    {OPTF_STATUS, "--status"},
+    {OPTF_QUEUE, "--queue"},
+    {OPTF_WORKFLOW, "--workflow"},
+    {OPTF_LIMIT, "--limit"},
+    {OPTF_PRIORITY, "--priority"},
+    {OPTF_RUN_AT, "--run-at"},
+    {OPTF_MAX_ATTEMPTS, "--max-attempts"},
 };
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -1824,6 +3364,13 @@ static int option_error(int c, char **argv)
         return usage_error("unknown option %s", name);
 }
 
+/* Records a command option (optarg) in field; the command checks the value. */
+static void take(struct ctl_opts *opts, unsigned bit, const char **field)
+{
+        opts->given |= bit;
+        *field = optarg;
+}
+
 /*
  * Parses the options, which may come before or after the command (GNU
  * getopt moves them in front).  Returns -1 to go on with the operands at
@@ -1849,11 +3396,32 @@ static int parse_options(int argc, char **argv, struct ctl_opts *opts)
                         opts->json = 1;
                         break;
                 case 'h':
-                        usage(stdout);
-                        return EXIT_SUCCESS;
+                        opts->help = 1;
+                        break;
                 case OPT_VERSION:
-                        printf("chimera-ctl %s\n", CHIMERA_VERSION);
-                        return EXIT_SUCCESS;
+                        opts->version = 1;
+                        break;
+                case OPT_STATUS:
+                        take(opts, OPTF_STATUS, &opts->status);
+                        break;
+                case OPT_QUEUE:
+                        take(opts, OPTF_QUEUE, &opts->queue);
+                        break;
+                case OPT_WORKFLOW:
+                        take(opts, OPTF_WORKFLOW, &opts->workflow);
+                        break;
+                case OPT_LIMIT:
+                        take(opts, OPTF_LIMIT, &opts->limit);
+                        break;
+                case OPT_PRIORITY:
+                        take(opts, OPTF_PRIORITY, &opts->priority);
+                        break;
+                case OPT_RUN_AT:
+                        take(opts, OPTF_RUN_AT, &opts->run_at);
+                        break;
+                case OPT_MAX_ATTEMPTS:
+                        take(opts, OPTF_MAX_ATTEMPTS, &opts->max_attempts);
+                        break;
                 default:
                         return option_error(c, argv);
                 }
@@ -1861,31 +3429,89 @@ static int parse_options(int argc, char **argv, struct ctl_opts *opts)
         return -1;
 }
 
-static const struct ctl_cmd *find_command(const char *name)
+/* Refuses a command option given to a command that does not take it. */
+static int check_command_options(const struct ctl_cmd *cmd, const struct ctl_opts *opts)
 {
-        for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-                if (strcmp(commands[i].name, name) == 0)
-                        return &commands[i];
+        for (size_t i = 0; i < sizeof(command_option_names) / sizeof(command_option_names[0]);
+             i++) {
+                unsigned bit = command_option_names[i].bit;
+                if ((opts->given & bit) && !(cmd->options & bit))
+                        return command_usage_error(cmd->name, "%s does not take %s", cmd->name,
+                                                   command_option_names[i].name);
         }
-        return NULL;
+        return 0;
+}
+
+/* chimera-ctl help [COMMAND] */
+static int help(int argc, char **argv)
+{
+        const struct ctl_cmd *cmd;
+
+        if (argc == 0) {
+                usage(stdout);
+                return EXIT_SUCCESS;
+        }
+        if (argc > 1)
+                return usage_error("help takes one command name");
+        cmd = find_command(argv[0]);
+        if (!cmd)
+                return usage_error("unknown command '%s'", argv[0]);
+        command_help(stdout, cmd);
+        return EXIT_SUCCESS;
+}
+
+static int print_version(const struct ctl_opts *opts)
+{
+        json_t *j;
+        int rc;
+
+        if (!opts->json) {
+                printf("chimera-ctl %s\n", CHIMERA_VERSION);
+                return EXIT_SUCCESS;
+        }
+        j = json_pack("{s:s, s:i}", "version", CHIMERA_VERSION, "schema_version",
+                      migrate_latest_version());
+        rc = j ? print_json(j) : EXIT_FAILURE;
+        json_decref(j);
+        return rc;
+}
+
+static int run(const struct ctl_opts *opts, int argc, char **argv)
+{
+        const struct ctl_cmd *cmd;
+        int rc;
+
+        if (opts->version)
+                return print_version(opts);
+        if (optind >= argc) {
+                if (!opts->help)
+                        return usage_error("no command given");
+                usage(stdout);
+                return EXIT_SUCCESS;
+        }
+        if (strcmp(argv[optind], "help") == 0)
+                return help(argc - optind - 1, argv + optind + 1);
+        cmd = find_command(argv[optind]);
+        if (!cmd)
+                return usage_error("unknown command '%s'", argv[optind]);
+        if (opts->help) {
+                command_help(stdout, cmd);
+                return EXIT_SUCCESS;
+        }
+        if ((rc = check_command_options(cmd, opts)) != 0)
+                return rc;
+        return cmd->run(opts, argc - optind - 1, argv + optind + 1);
 }
 
 int main(int argc, char **argv)
 {
         struct ctl_opts opts = {0};
-        const struct ctl_cmd *cmd;
         int rc;
 
         log_init("chimera-ctl", LOG_LEVEL_WARN, LOG_FORMAT_TEXT);
         rc = parse_options(argc, argv, &opts);
-        if (rc >= 0)
-                return rc;
-        if (optind >= argc)
-                return usage_error("no command given");
-        cmd = find_command(argv[optind]);
-        if (!cmd)
-                return usage_error("unknown command '%s'", argv[optind]);
-        rc = cmd->run(&opts, argc - optind - 1, argv + optind + 1);
+        if (rc < 0)
+                rc = run(&opts, argc, argv);
         if (fflush(stdout) != 0 || ferror(stdout)) {
                 ctl_errx("writing the output: %s", strerror(errno));
                 return EXIT_FAILURE;

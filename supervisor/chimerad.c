@@ -177,18 +177,18 @@ static void terminate_cb(evutil_socket_t sig, short what, void *arg)
 static void keep_fixed_settings(const struct config *old, struct config *cfg)
 {
         if (strcmp(old->control_socket, cfg->control_socket) != 0) {
-                log_warnx("SIGHUP: control_socket changed; restart chimerad to apply it");
+                log_warnx("reload: control_socket changed; restart chimerad to apply it");
                 free(cfg->control_socket);
                 cfg->control_socket = util_strdup(old->control_socket);
         }
         if ((old->database == NULL) != (cfg->database == NULL) ||
             (old->database != NULL && strcmp(old->database, cfg->database) != 0)) {
-                log_warnx("SIGHUP: database changed; restart chimerad to apply it");
+                log_warnx("reload: database changed; restart chimerad to apply it");
                 free(cfg->database);
                 cfg->database = util_strdup(old->database);
         }
         if (old->pool_size != cfg->pool_size) {
-                log_warnx("SIGHUP: pool.size changed; restart chimerad to apply it");
+                log_warnx("reload: pool.size changed; restart chimerad to apply it");
                 cfg->pool_size = old->pool_size;
         }
 }

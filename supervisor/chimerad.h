@@ -159,6 +159,16 @@ json_t *pool_status_json(const struct pool *pool);
 /* Ids of tasks on workers, appended to arr (for lease renewal). */
 void pool_held_ids(const struct pool *pool, json_t *arr);
 
+/*
+ * Cancels task task_id if a worker of this pool runs it (chimera-ctl
+ * cancel): records the attempt's outcome as "cancelled" (a fenced write:
+ * final, never retried), kills the agent's process group and the worker,
+ * which is replaced as after any death.  Returns 0, or -1 when no worker
+ * here holds the task (it runs elsewhere, or its outcome is already on its
+ * way to the database).
+ */
+int pool_cancel_task(struct pool *pool, int64_t task_id) __attribute__((warn_unused_result));
+
 void task_free(struct task *task);
 
 #endif

@@ -5,7 +5,9 @@
  * (CONTROL_MAX_LINE) and parsed as JSON; a malformed one gets an error reply,
  * never more.  "status" needs a count from the database, so its reply is
  * written when that query returns; a connection closed meanwhile is only
- * marked closed and freed once no reply is owed to it.
+ * marked closed and freed once no reply is owed to it.  Every other command
+ * ("workers", "cancel", "reload", "ping") is answered at once from what
+ * this process knows, so it works while the database is down.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -57,14 +59,25 @@ static void conn_close(struct ctl_conn *c)
         conn_maybe_free(c);
 }
 
-/* Writes reply (stolen) as one line. */
+/*
+ * Writes reply (stolen) as one line.  A NULL reply (json_pack() refused
+ * text that is not UTF-8, such as a path) still gets an answer, so that
+ * chimera-ctl is not left waiting for one.
+ */
 static void conn_reply(struct ctl_conn *c, json_t *reply)
 {
-        char *text = json_dumps(reply, JSON_COMPACT);
+        static const char fallback[] =
+            "{\"ok\":false,\"error\":\"the reply could not be encoded\"}";
+        char *text = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
 
         json_decref(reply);
-        if (c->bev == NULL || text == NULL) {
+        if (c->bev == NULL) {
                 free(text);
+                return;
+        }
+        if (text == NULL) {
+                bufferevent_write(c->bev, fallback, strlen(fallback));
+                bufferevent_write(c->bev, "\n", 1);
                 return;
         }
         bufferevent_write(c->bev, text, strlen(text));
@@ -92,6 +105,41 @@ static json_t *supervisor_json(const struct supervisor *sv)
                          "retried", (json_int_t)sv->stats.retried);
 }
 
+/*
+ * The pool as pool_status_json() reports it, with what only an operator
+ * looking at one worker needs: how long it has lived and been in its
+ * state, the trace of its task, and whether it predates the last reload
+ * (it is replaced once its task ends).
+ */
+static json_t *pool_json(const struct pool *pool)
+{
+        json_t *status = pool_status_json(pool);
+        json_t *workers = json_object_get(status, "workers");
+        int64_t now = util_now_ms();
+
+        for (int i = 0; i < pool->size; i++) {
+                const struct worker *w = &pool->workers[i];
+                json_t *o = json_array_get(workers, (size_t)i);
+
+                if (o == NULL)
+                        break;
+                json_object_set_new(o, "uptime_ms",
+                                    w->pid > 0 ? json_integer(now - w->spawned_ms) : json_null());
+                json_object_set_new(o, "state_ms", json_integer(now - w->state_since_ms));
+                json_object_set_new(o, "stale", json_boolean(w->generation != pool->generation));
+                json_object_set_new(o, "trace_id",
+                                    w->task ? json_string(w->task->trace_id) : json_null());
+        }
+        return status;
+}
+
+static json_t *database_json(struct supervisor *sv)
+{
+        if (db_is_up(sv->db))
+                return json_pack("{s:b}", "up", 1);
+        return json_pack("{s:b, s:s}", "up", 0, "error", db_last_error(sv->db));
+}
+
 static void status_counts_cb(json_t *counts, void *arg)
 {
         struct ctl_conn *c = arg;
@@ -99,15 +147,88 @@ static void status_counts_cb(json_t *counts, void *arg)
         json_t *db;
 
         c->owed--;
-        if (db_is_up(sv->db))
-                db = json_pack("{s:b}", "up", 1);
-        else
-                db = json_pack("{s:b, s:s}", "up", 0, "error", db_last_error(sv->db));
+        db = database_json(sv);
         conn_reply(c, json_pack("{s:b, s:o, s:o, s:o, s:O?, s:o}", "ok", 1, "supervisor",
-                                supervisor_json(sv), "database", db, "pool",
-                                pool_status_json(&sv->pool), "tasks", counts, "breakers",
-                                breakers_status_json(sv->breakers)));
+                                supervisor_json(sv), "database", db, "pool", pool_json(&sv->pool),
+                                "tasks", counts, "breakers", breakers_status_json(sv->breakers)));
         conn_maybe_free(c);
+}
+
+static void handle_workers(struct ctl_conn *c)
+{
+        struct supervisor *sv = c->ctl->sv;
+
+        conn_reply(c, json_pack("{s:b, s:o, s:o, s:o}", "ok", 1, "supervisor", supervisor_json(sv),
+                                "database", database_json(sv), "pool", pool_json(&sv->pool)));
+}
+
+static const struct worker *worker_running(const struct pool *pool, json_int_t id)
+{
+        for (int i = 0; i < pool->size; i++) {
+                const struct task *t = pool->workers[i].task;
+                if (t != NULL && t->id == id)
+                        return &pool->workers[i];
+        }
+        return NULL;
+}
+
+/*
+ * {"cmd":"cancel","id":N}: stops task N if one of our workers runs it.  The
+ * reply says which worker it was; its outcome reaches the database with
+ * the next write, which chimera-ctl waits for.  A task we do not hold gets
+ * "code":"not_held" and our supervisor id, so that chimera-ctl can tell
+ * "runs on another host" from "just finished here".
+ */
+static void handle_cancel(struct ctl_conn *c, json_t *req)
+{
+        struct supervisor *sv = c->ctl->sv;
+        json_t *idv = json_object_get(req, "id"), *reply;
+        const struct worker *w;
+        char msg[128];
+        json_int_t id;
+
+        if (!json_is_integer(idv) || json_integer_value(idv) <= 0) {
+                conn_error(c, "cancel needs an \"id\", a positive integer");
+                return;
+        }
+        id = json_integer_value(idv);
+        w = worker_running(&sv->pool, id);
+        if (w == NULL) {
+                snprintf(msg, sizeof(msg), "task %" JSON_INTEGER_FORMAT " is not running here", id);
+                conn_reply(c, json_pack("{s:b, s:s, s:s, s:s}", "ok", 0, "error", msg, "code",
+                                        "not_held", "supervisor", sv->id));
+                return;
+        }
+        reply = json_pack("{s:b, s:I, s:i, s:s, s:s?, s:i, s:i, s:s}", "ok", 1, "id", id, "attempt",
+                          w->task->attempt, "workflow", w->task->workflow, "phase", w->task->phase,
+                          "pid", (int)w->pid, "slot", w->slot, "supervisor", sv->id);
+        if (pool_cancel_task(&sv->pool, id) < 0) {
+                /* worker_running() just found it: only a broken pool gets here. */
+                json_decref(reply);
+                conn_error(c, "the task could not be cancelled");
+                return;
+        }
+        conn_reply(c, reply);
+}
+
+/*
+ * {"cmd":"reload"}: as SIGHUP, but the operator gets the verdict: a config
+ * that does not load is refused with its error, and the running one stays.
+ */
+static void handle_reload(struct ctl_conn *c)
+{
+        struct supervisor *sv = c->ctl->sv;
+        char err[1024];
+
+        if (supervisor_reload(sv, err, sizeof(err)) < 0) {
+                log_warnx("reload asked by chimera-ctl: keeping the running configuration: %s",
+                          err);
+                conn_error(c, err);
+                return;
+        }
+        conn_reply(c, json_pack("{s:b, s:s, s:i, s:i, s:i}", "ok", 1, "config", sv->config_path,
+                                "workflows", (int)sv->cfg->nworkflows, "agents",
+                                (int)sv->cfg->nagents, "pool_size", sv->cfg->pool_size));
 }
 
 static void handle_request(struct ctl_conn *c, const char *line, size_t len)
@@ -129,6 +250,12 @@ static void handle_request(struct ctl_conn *c, const char *line, size_t len)
         } else if (strcmp(cmd, "status") == 0) {
                 c->owed++;
                 queue_counts(c->ctl->sv->queue, status_counts_cb, c);
+        } else if (strcmp(cmd, "workers") == 0) {
+                handle_workers(c);
+        } else if (strcmp(cmd, "cancel") == 0) {
+                handle_cancel(c, req);
+        } else if (strcmp(cmd, "reload") == 0) {
+                handle_reload(c);
         } else if (strcmp(cmd, "ping") == 0) {
                 conn_reply(c, json_pack("{s:b}", "ok", 1));
         } else {

@@ -2,9 +2,17 @@
  * control.h - chimerad's control socket: newline-delimited JSON requests
  * and replies on a unix stream socket, for chimera-ctl.
  *
- *   {"cmd":"status"}  ->  {"ok":true,"supervisor":{...},"database":{...},
- *                          "pool":{...},"tasks":{...}}
- *   anything else     ->  {"ok":false,"error":"..."}
+ *   {"cmd":"status"}       ->  {"ok":true,"supervisor":{...},"database":{...},
+ *                               "pool":{...},"tasks":{...},"breakers":[...]}
+ *   {"cmd":"workers"}      ->  {"ok":true,"supervisor":{...},"database":{...},
+ *                               "pool":{...}}   (no database query)
+ *   {"cmd":"cancel","id":N} -> {"ok":true,"id":N,"pid":...,"slot":...,...}, or
+ *                              {"ok":false,"code":"not_held","supervisor":ID,...}
+ *                              when no worker here runs task N
+ *   {"cmd":"reload"}       ->  {"ok":true,"config":PATH,...}, or
+ *                              {"ok":false,"error":"<why the config does not load>"}
+ *   {"cmd":"ping"}         ->  {"ok":true}
+ *   anything else          ->  {"ok":false,"error":"..."}
  */
 #ifndef CHIMERA_CONTROL_H
 #define CHIMERA_CONTROL_H

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 #include "db.h"
 #include "log.h"
@@ -65,6 +66,7 @@ struct db {
 static void db_io_cb(evutil_socket_t fd, short what, void *arg);
 static void db_lost(struct db *db);
 static void watchdog_cb(evutil_socket_t fd, short what, void *arg);
+static void abort_socket(struct db *db);
 static void db_connect_cb(evutil_socket_t fd, short what, void *arg);
 static void db_send_next(struct db *db);
 
@@ -225,7 +227,29 @@ static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
                 return;
         log_warnx("the database did not answer within %lld ms: reconnecting",
                   (long long)db->timeout_ms);
+        abort_socket(db);
         db_lost(db);
+}
+
+/*
+ * Makes the coming close reset the connection instead of finishing it: the
+ * statement still in the socket's send queue is thrown away, so that it
+ * cannot reach the old server session late, after the network comes back,
+ * and claim rows nobody is waiting for.
+ */
+static void abort_socket(struct db *db)
+{
+        struct linger now = {.l_onoff = 1, .l_linger = 0};
+        char why[96];
+        int fd = db->conn != NULL ? PQsocket(db->conn) : -1;
+
+        free_events(db); /* before the fd they watch is closed */
+        if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_LINGER, &now, sizeof(now)) < 0)
+                log_warn("%s: setsockopt SO_LINGER", __func__);
+        snprintf(why, sizeof(why), "no answer within %lld ms", (long long)db->timeout_ms);
+        PQfinish(db->conn);
+        db->conn = NULL;
+        set_error(db, why);
 }
 
 static void watchdog_arm(struct db *db)

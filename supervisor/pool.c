@@ -712,3 +712,41 @@ json_t *pool_status_json(const struct pool *pool)
                          "idle", idle, "starting", starting, "restarts", (json_int_t)pool->restarts,
                          "crash_streak", pool->crash_streak, "workers", workers);
 }
+
+/*
+ * chimera-ctl cancel of a running task.  The outcome is recorded before
+ * the worker dies, and the task taken from it, so that its death settles
+ * nothing: no retry is written, and a frame the worker sent meanwhile is
+ * never read (worker_kill() drops the socket).
+ */
+int pool_cancel_task(struct pool *pool, int64_t task_id)
+{
+        struct supervisor *sv = pool->sv;
+        char reason[96];
+
+        for (int i = 0; i < pool->size; i++) {
+                struct worker *w = &pool->workers[i];
+                struct task *t = w->task;
+
+                if (t == NULL || t->id != task_id)
+                        continue;
+                log_info("task %lld cancelled by an operator (workflow %s, attempt %d, trace %s, "
+                         "worker %d%s%s)",
+                         (long long)t->id, t->workflow, t->attempt, t->trace_id, (int)w->pid,
+                         t->phase ? ", phase " : "", t->phase ? t->phase : "");
+                /* The agent has a process group of its own and would outlive the worker. */
+                if (t->agent_pgid > 1)
+                        kill(-t->agent_pgid, SIGKILL);
+                queue_finish(sv->queue, t, "cancelled", NULL, NULL, NULL);
+                evtimer_del(w->timeout_ev);
+                task_free(t);
+                w->task = NULL;
+                /* Its task ended, on our word: the death that follows is no crash. */
+                w->tasks_done++;
+                snprintf(reason, sizeof(reason), "was running task %lld, which was cancelled",
+                         (long long)task_id);
+                worker_kill(w, reason);
+                return 0;
+        }
+        return -1;
+}

@@ -42,6 +42,7 @@ struct queue {
         struct supervisor *sv;
         bool registered;
         bool claim_inflight;
+        bool notified_during_claim;
         int claim_asked;
         bool maybe_empty;
         bool write_inflight;
@@ -102,7 +103,7 @@ static const char WRITE_SQL[] =
     "   run_at = CASE WHEN o.status IN ('retry', 'defer')"
     "                 THEN now() + o.delay_ms * interval '1 millisecond'"
     "                 WHEN o.status = 'requeue' THEN now() ELSE t.run_at END,"
-    "   finished_at = CASE WHEN o.status IN ('succeeded', 'failed')"
+    "   finished_at = CASE WHEN o.status IN ('succeeded', 'failed', 'cancelled')"
     "                        OR (o.status = 'retry' AND t.attempts >= t.max_attempts)"
     "                      THEN now() ELSE t.finished_at END,"
     "   lease_owner = CASE WHEN o.status = 'running' THEN t.lease_owner END,"
@@ -117,6 +118,8 @@ static const char WRITE_SQL[] =
     " UNION ALL"
     " SELECT u.id, u.attempt, CASE u.status WHEN 'queued' THEN 'retried' ELSE u.status END,"
     "        NULL, jsonb_strip_nulls(jsonb_build_object('error', u.error,"
+    "          'by', CASE WHEN u.op = 'cancelled' THEN 'chimera-ctl' END,"
+    "          'previous_status', CASE WHEN u.op = 'cancelled' THEN 'running' END,"
     "          'retry_in_ms', CASE WHEN u.op IN ('retry', 'defer') AND u.status = 'queued'"
     "                              THEN u.delay_ms END,"
     "          'charged', CASE WHEN u.op IN ('requeue', 'defer') THEN false END)),"
@@ -397,6 +400,9 @@ void queue_db_state(struct queue *q, bool up)
 
 void queue_notified(struct queue *q)
 {
+        /* A claim in flight may have taken its snapshot before this insert. */
+        if (q->claim_inflight)
+                q->notified_during_claim = true;
         q->maybe_empty = false;
         queue_kick(q);
 }
@@ -514,9 +520,11 @@ static void claim_cb(PGresult *res, void *arg)
         n = PQntuples(res);
         for (int i = 0; i < n; i++)
                 dispatch_row(q, res, i);
-        /* A short claim means the queue is drained for now: wait for NOTIFY or poll. */
-        if (n < q->claim_asked)
+        /* A short claim means the queue is drained for now: wait for NOTIFY or poll,
+         * unless a NOTIFY came while it ran (its rows may be newer than its snapshot). */
+        if (n < q->claim_asked && !q->notified_during_claim)
                 q->maybe_empty = true;
+        q->notified_during_claim = false;
         supervisor_maybe_finish(q->sv);
         queue_kick(q);
 }

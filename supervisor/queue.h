@@ -45,9 +45,10 @@ void queue_phase(struct queue *q, const struct task *task, const char *kind, con
  * "succeeded" (result stolen, may be NULL), "failed" (final; error says why),
  * "retry" (transient: queued again after a back-off, or dead when attempts
  * are used up), "requeue" (shutdown: queued again at once, the attempt not
- * charged) or "defer" (an agent it needs is paused by its circuit breaker:
- * queued again after the cool-down, not charged).  state (stolen, may be NULL) is the last
- * checkpoint.
+ * charged), "defer" (an agent it needs is paused by its circuit breaker:
+ * queued again after the cool-down, not charged) or "cancelled" (an
+ * operator cancelled it: final, never retried).  state (stolen, may be
+ * NULL) is the last checkpoint.
  */
 void queue_finish(struct queue *q, const struct task *task, const char *status, json_t *result,
                   const char *error, json_t *state);

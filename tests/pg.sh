@@ -1,7 +1,8 @@
 #!/bin/sh
 # pg.sh - a throwaway PostgreSQL server for tests, the demo and benchmarks.
 #
-#   sh tests/pg.sh start DIR [--durable]   prints postgresql://...; also in DIR/url
+#   sh tests/pg.sh start DIR [--durable] [--listen ADDRS] [--hba CIDR]
+#                                          prints postgresql://...; also in DIR/url
 #   sh tests/pg.sh stop DIR                stops the server and removes DIR
 #   sh tests/pg.sh pause DIR               stops the server (fast shutdown), keeps DIR
 #   sh tests/pg.sh resume DIR              starts a paused server again, on the same
@@ -15,6 +16,13 @@
 # The server listens on 127.0.0.1 only, on a free port picked at random (so
 # parallel runs do not collide), with its unix socket in DIR, and is tuned
 # for tests (no fsync) unless --durable asks for benchmark settings.
+#
+# --listen ADDRS replaces 127.0.0.1 as listen_addresses (a comma-separated
+# list of IPv4 addresses or "*"); the first one is where start and resume
+# check that the server is up, and the host of the URL ("*" stands for
+# 127.0.0.1, which is then listened on).  --hba CIDR lets clients from that
+# range in without a password, as 127.0.0.1 is.  Both serve tests that run
+# the server in a network namespace of its own (see tests/netns.sh).
 #
 # initdb and postgres refuse to run as root, so as root they run as
 # $CHIMERA_PG_USER (default: nobody), which must then own the cluster.  When
@@ -39,7 +47,8 @@ die() {
 }
 
 usage() {
-        echo "usage: sh tests/pg.sh start DIR [--durable] | stop DIR | pause DIR | resume DIR" >&2
+        echo "usage: sh tests/pg.sh start DIR [--durable] [--listen ADDRS] [--hba CIDR] |" \
+                "stop DIR | pause DIR | resume DIR" >&2
         exit 2
 }
 
@@ -148,7 +157,7 @@ write_conf() {
         cat >>"$conf" <<EOF
 
 # Added by tests/pg.sh.
-listen_addresses = '127.0.0.1'
+listen_addresses = '$LISTEN'
 unix_socket_directories = '$REAL'
 max_connections = 200
 EOF
@@ -175,6 +184,10 @@ run_initdb() {
                 die "initdb failed"
         fi
         write_conf
+        if [ -n "$HBA" ]; then
+                printf '\n# Added by tests/pg.sh.\nhost all all %s trust\n' "$HBA" \
+                        >>"$REAL/data/pg_hba.conf"
+        fi
 }
 
 log_lines() {
@@ -194,7 +207,7 @@ try_start() {
         if (cd "$REAL" && as_pg "$BINDIR/pg_ctl" start -D "$REAL/data" -l "$REAL/postgres.log" \
                 -w -t "$READY_TIMEOUT" -o "-p $port" >/dev/null 2>&1); then
                 while [ "$(date +%s)" -le "$deadline" ]; do
-                        if "$BINDIR/pg_isready" -q -h 127.0.0.1 -p "$port" -U postgres \
+                        if "$BINDIR/pg_isready" -q -h "$HOST" -p "$port" -U postgres \
                                 -d postgres -t 1; then
                                 return 0
                         fi
@@ -231,7 +244,7 @@ cmd_start() {
                 echo "$PROG: port $port is taken, trying another" >&2
                 attempt=$((attempt + 1))
         done
-        url="postgresql://postgres@127.0.0.1:$port/postgres"
+        url="postgresql://postgres@$HOST:$port/postgres"
         echo "$url" >"$DIR/url"
         echo "$url"
 }
@@ -276,6 +289,14 @@ find_cluster() {
         REAL=$(cat "$DIR/$MARKER")
 }
 
+# The host start checked, from the URL it recorded.
+recorded_host() {
+        [ -f "$DIR/url" ] || die "$DIR/url is missing: cannot tell which host to use"
+        host=$(sed -n 's|^postgresql://[^@]*@\([^:/]*\):[0-9][0-9]*/.*|\1|p' "$DIR/url")
+        [ -n "$host" ] || die "cannot read the host from $DIR/url"
+        echo "$host"
+}
+
 # The port start chose, from the URL it recorded.
 recorded_port() {
         [ -f "$DIR/url" ] || die "$DIR/url is missing: cannot tell which port to use"
@@ -295,9 +316,10 @@ cmd_pause() {
 cmd_resume() {
         find_cluster
         port=$(recorded_port)
+        HOST=$(recorded_host)
         if [ -f "$REAL/data/postmaster.pid" ]; then
                 # Running already: resume only makes sure it is (a cleanup may call it).
-                "$BINDIR/pg_isready" -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -t 10 ||
+                "$BINDIR/pg_isready" -q -h "$HOST" -p "$port" -U postgres -d postgres -t 10 ||
                         die "the server in $DIR runs but does not accept connections"
                 return 0
         fi
@@ -312,14 +334,31 @@ main() {
         DIR=$2
         shift 2
         DURABLE=0
-        for arg in "$@"; do
-                case $arg in
+        LISTEN=127.0.0.1
+        HBA=
+        options=0
+        while [ $# -gt 0 ]; do
+                case $1 in
                 --durable) DURABLE=1 ;;
+                --listen | --hba)
+                        if [ $# -lt 2 ] || [ -z "$2" ]; then usage; fi
+                        if [ "$1" = --listen ]; then LISTEN=$2; else HBA=$2; fi
+                        shift
+                        ;;
                 *) usage ;;
                 esac
+                options=1
+                shift
         done
         [ -n "$DIR" ] || usage
-        [ "$DURABLE" = 0 ] || [ "$cmd" = start ] || usage
+        [ "$options" = 0 ] || [ "$cmd" = start ] || usage
+        # Where start checks that the server is up, and the host of its URL.
+        HOST=${LISTEN%%,*}
+        HOST=$(echo "$HOST" | tr -d ' ')
+        case $HOST in
+        '*' | 0.0.0.0) HOST=127.0.0.1 ;;
+        *:*) die "--listen: IPv6 addresses are not supported" ;;
+        esac
         PG_USER=${CHIMERA_PG_USER:-nobody}
         if is_root && ! runuser -u "$PG_USER" -- true 2>/dev/null; then
                 die "running as root, but cannot run commands as user $PG_USER (set CHIMERA_PG_USER)"

@@ -37,6 +37,7 @@ int main(void)
         srunner_add_suite(sr, http_suite());
         srunner_add_suite(sr, systemd_suite());
         srunner_add_suite(sr, faults_suite());
+        srunner_add_suite(sr, partition_suite());
         srunner_run_all(sr, CK_NORMAL);
         failed = srunner_ntests_failed(sr);
         srunner_free(sr);
