@@ -104,6 +104,7 @@ static const struct key_spec pool_keys[] = {
 static const struct key_spec retry_keys[] = {
     DURATION_KEY("base", CFG(retry_base_ms), 1),
     DURATION_KEY("max", CFG(retry_max_ms), 1),
+    INT_KEY("max_attempts", CFG(retry_max_attempts), 0, 1000000),
     END_KEYS,
 };
 

@@ -50,6 +50,9 @@ struct config {
         int64_t shutdown_timeout_ms; /* "shutdown_timeout", default "30s" */
         int64_t retry_base_ms;       /* "retry.base", default "1s" */
         int64_t retry_max_ms;        /* "retry.max", default "10m" */
+        int retry_max_attempts;      /* "retry.max_attempts": what chimera-ctl submit and
+                                        POST /api/tasks give a task that names none;
+                                        default 0 = the table's default (3) */
         int64_t retention_ms;        /* "retention", default "7d" */
         int breaker_failures;        /* "circuit_breaker.failures", default 5; 0 = off */
         int64_t breaker_cooldown_ms; /* "circuit_breaker.cooldown", default "30s" */

@@ -2656,7 +2656,7 @@ static int submit_statement(const struct ctl_opts *opts, const struct submit_val
                 appendf(cols, sizeof(cols), ", queue");
                 appendf(vals, sizeof(vals), ", $%d", n);
         }
-        if (opts->max_attempts) {
+        if (sv->max_attempts[0] != '\0') {
                 params[n++] = sv->max_attempts;
                 appendf(cols, sizeof(cols), ", max_attempts");
                 appendf(vals, sizeof(vals), ", $%d::int", n);
@@ -2695,6 +2695,18 @@ static void warn_unknown_workflow(const struct ctl_opts *opts, const char *workf
         config_free(cfg);
 }
 
+/* Without --max-attempts, the config's retry.max_attempts (if set) applies. */
+static void submit_default_attempts(const struct ctl_opts *opts, struct submit_values *sv)
+{
+        struct config *cfg = NULL;
+
+        if (opts->max_attempts || opts->database)
+                return;
+        if (load_config(opts, &cfg) == 0 && cfg != NULL && cfg->retry_max_attempts > 0)
+                snprintf(sv->max_attempts, sizeof(sv->max_attempts), "%d", cfg->retry_max_attempts);
+        config_free(cfg);
+}
+
 static int cmd_submit(const struct ctl_opts *opts, int argc, char **argv)
 {
         struct submit_values sv = {.run_at = NULL};
@@ -2716,6 +2728,7 @@ static int cmd_submit(const struct ctl_opts *opts, int argc, char **argv)
         if (!conn)
                 return EXIT_FAILURE;
         warn_unknown_workflow(opts, argv[0]);
+        submit_default_attempts(opts, &sv);
         n = submit_statement(opts, &sv, argv[0], payload, sql, sizeof(sql), params);
         res = db_exec(conn, sql, n, params);
         rc = EXIT_FAILURE;

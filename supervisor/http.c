@@ -752,6 +752,9 @@ static void post_task(struct http_req *hr)
 
         if (!authorized(hr) || parse_task(hr, params) < 0)
                 goto out;
+        if (params[F_MAX_ATTEMPTS] == NULL && hr->h->sv->cfg->retry_max_attempts > 0 &&
+            asprintf(&params[F_MAX_ATTEMPTS], "%d", hr->h->sv->cfg->retry_max_attempts) < 0)
+                fatalx("%s: out of memory", __func__);
         if (!db_is_up(hr->h->sv->db)) {
                 reply_db_down(hr);
                 goto out;

@@ -323,6 +323,36 @@ START_TEST(logs_never_show_the_database_password)
 }
 END_TEST
 
+START_TEST(submit_takes_max_attempts_from_the_config)
+{
+        char *argv[] = {(char *)h_bin("chimera-ctl"), "-c", H.config, "submit", "noop", NULL};
+        char *explicit_argv[] = {(char *)h_bin("chimera-ctl"),
+                                 "-c",
+                                 H.config,
+                                 "submit",
+                                 "noop",
+                                 "--max-attempts",
+                                 "2",
+                                 NULL};
+        static char out[4096];
+
+        char text[1024];
+
+        snprintf(text, sizeof(text),
+                 "{\"database\": \"%s\", \"control_socket\": \"%s\",\n"
+                 " \"retry\": {\"max_attempts\": 7}}\n",
+                 H.url, H.socket);
+        h_write_config_text(text);
+        ck_assert_int_eq(h_run(argv, out, sizeof(out)), 0);
+        ck_assert_int_eq(h_run(explicit_argv, out, sizeof(out)), 0);
+        h_exec("INSERT INTO chimera.tasks (workflow) VALUES ('noop')");
+        ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.tasks WHERE max_attempts = 7"), 1);
+        ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.tasks WHERE max_attempts = 2"), 1);
+        /* A plain INSERT keeps the table's default. */
+        ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.tasks WHERE max_attempts = 3"), 1);
+}
+END_TEST
+
 Suite *lifecycle_suite(void)
 {
         Suite *s = suite_create("lifecycle");
@@ -337,6 +367,7 @@ Suite *lifecycle_suite(void)
         tcase_add_test(tc, circuit_breaker_defers_tasks_while_an_agent_keeps_failing);
         tcase_add_test(tc, lost_database_connection_loses_nothing);
         tcase_add_test(tc, logs_never_show_the_database_password);
+        tcase_add_test(tc, submit_takes_max_attempts_from_the_config);
         suite_add_tcase(s, tc);
         return s;
 }
