@@ -86,7 +86,7 @@ EXAMPLE_AGENTS = examples/agents/e2e-tester examples/agents/coder examples/agent
 
 PROGRAMS = $(BUILD)/chimerad $(BUILD)/chimera-worker $(BUILD)/chimera-ctl
 
-.PHONY: all check unit integration demo demo-stop deps install deb clean format \
+.PHONY: all check unit integration demo demo-stop deps install deb clean format bench \
         check-format cppcheck pkgcheck FORCE
 
 all: pkgcheck $(PROGRAMS)
@@ -152,6 +152,20 @@ demo: deps
 
 demo-stop:
 	sh examples/demo.sh $(BUILD) stop
+
+# Benchmarks (issue 6) against their own throwaway durable PostgreSQL:
+# `make bench` runs every part, `make bench PART=latency` one of them
+# (noop exec latency backlog sql; see bench/run.sh and README "Performance").
+BENCH_PROGRAMS = $(BUILD)/bench/chimera-bench $(BUILD)/bench/echo-agent
+
+bench: all $(BENCH_PROGRAMS)
+	BENCH_BUILD=$(BUILD) BENCH_NO_MAKE=1 sh bench/run.sh $(PART)
+
+$(BUILD)/bench/chimera-bench: $(BUILD)/bench/bench.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/bench/echo-agent: $(BUILD)/bench/echo-agent.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^
 
 deps:
 	@sh scripts/deps.sh
