@@ -110,7 +110,13 @@ $(BUILD)/tests/check_unit: $(UNIT_OBJS) $(COMMON_OBJS)
 $(BUILD)/tests/check_integration: $(INTEG_OBJS) $(COMMON_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS)
 
-$(BUILD)/sql_migrations.c: scripts/embed-sql.sh $(SQL_SRCS)
+# The list of migrations, as a stamp that changes when a file is added or
+# removed, so that a deleted migration is not left embedded in chimerad.
+$(BUILD)/sql.list: FORCE
+	@mkdir -p $(@D)
+	@echo '$(SQL_SRCS)' | cmp -s - $@ || echo '$(SQL_SRCS)' > $@
+
+$(BUILD)/sql_migrations.c: scripts/embed-sql.sh $(SQL_SRCS) $(BUILD)/sql.list
 	@mkdir -p $(@D)
 	sh scripts/embed-sql.sh $(SQL_SRCS) > $@.tmp && mv $@.tmp $@
 
