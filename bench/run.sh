@@ -273,6 +273,35 @@ machine_ticks() {
                 /proc/stat
 }
 
+# CPU of everything this benchmark runs: PostgreSQL, chimerad and its
+# workers, and this script with the children it has reaped (clients, pgbench).
+own_ticks() {
+        t=$(($(pg_ticks) + $(ticks $$ all)))
+        if [ -n "$cpid" ]; then
+                t=$((t + $(ticks "$cpid" all) + $(workers_ticks)))
+        fi
+        echo "$t"
+}
+
+# Machine load over a measurement: load_start, then load_end PREFIX records
+# PREFIX_machine_cpu_busy_pct (all cores) and PREFIX_other_cpu_pct, the share
+# of the machine's CPU that went to none of our processes.  Anything but a
+# few percent there means another job shared the machine: run it again.
+load_start() {
+        l_m0=$(machine_ticks)
+        l_o0=$(own_ticks)
+}
+
+load_end() { # PREFIX
+        l_o1=$(own_ticks)
+        l_m1=$(machine_ticks)
+        # shellcheck disable=SC2086 # two numbers each
+        set -- "$1" $l_m0 $l_m1
+        result "$1_machine_cpu_busy_pct" "$(calc "int(100 * ($4 - $2) / ($5 - $3) + 0.5)")"
+        result "$1_other_cpu_pct" \
+                "$(calc "int(100 * (($4 - $2) - ($l_o1 - $l_o0)) / ($5 - $3) + 0.5)")"
+}
+
 hwm_kb() {
         awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0
 }
@@ -341,9 +370,10 @@ section() {
 
 # ---- the parts ----
 
-# Fills the paused queue with SIZE tasks of WORKFLOW (one INSERT ... SELECT
+# Fills the queue with SIZE tasks of WORKFLOW (one INSERT ... SELECT
 # generate_series), analyzes the table as autovacuum would (unless
-# BENCH_ANALYZE=0), starts chimerad with an idle pool and resumes the queue.
+# BENCH_ANALYZE=0), pauses the queue, starts chimerad, waits for its pool to
+# be idle and resumes the queue.
 # With MODE all, the whole queue drains (within BENCH_TIMEOUT); with MODE
 # count, chimerad is stopped once N tasks finished, or at BENCH_BACKLOG_TIMEOUT
 # with fewer.  The rate counts the first N tasks to finish, from
@@ -354,7 +384,6 @@ drain_part() { # PREFIX WORKFLOW SIZE N MODE [explain]
         prefix=$1 wf=$2 size=$3 n=$4 mode=$5 explain=${6:-}
         asked=$n
         reset_db
-        sql "INSERT INTO chimera.queues (name, paused, paused_at) VALUES ('default', true, now())"
         t0=$(now)
         sql "INSERT INTO chimera.tasks (workflow) SELECT '$wf' FROM generate_series(1, $size)"
         t1=$(now)
@@ -366,6 +395,9 @@ drain_part() { # PREFIX WORKFLOW SIZE N MODE [explain]
                         "with its indexes"
                 explain_claim "before the drain"
         fi
+        # Paused (after the EXPLAIN, which would find nothing to claim) while
+        # chimerad starts, so that the drain starts with an idle pool.
+        sql "INSERT INTO chimera.queues (name, paused, paused_at) VALUES ('default', true, now())"
         d0=$(db_stats)
         start_chimerad "$prefix"
         # chimerad's own connection(s): the only client backends at this point.
@@ -377,12 +409,12 @@ drain_part() { # PREFIX WORKFLOW SIZE N MODE [explain]
         p0=$(pg_ticks)
         # shellcheck disable=SC2086 # a list of pids
         b0=$(sum_ticks $bpids)
-        m0=$(machine_ticks)
+        load_start
         limit=$TIMEOUT
         [ "$mode" = all ] || limit=$BACKLOG_TIMEOUT
         in_bg "$tmp/out" "$bench" drain "$url" "$sock" "$n" "$mode" "$limit"
         out=$(cat "$tmp/out")
-        m1=$(machine_ticks)
+        load_end "$prefix"
         # shellcheck disable=SC2086 # a list of pids
         b1=$(sum_ticks $bpids)
         p1=$(pg_ticks)
@@ -408,10 +440,6 @@ drain_part() { # PREFIX WORKFLOW SIZE N MODE [explain]
         sup_us=$(calc "($c1 - $c0) * 1000000 / $CLK_TCK / $n")
         wrk_us=$(calc "($w1 - $w0) * 1000000 / $CLK_TCK / $n")
         pg_us=$(calc "($p1 - $p0) * 1000000 / $CLK_TCK / $n")
-        busy=$(echo "$m1 $m0" | awk '{ b = $1 - $3; t = $2 - $4; print (t > 0 ? 100 * b / t : 0) }')
-        # CPU the machine spent on something else than these three (other jobs on the box).
-        other=$(echo "$m1 $m0" | awk -v own="$((c1 - c0 + w1 - w0 + p1 - p0))" \
-                '{ b = $1 - $3; t = $2 - $4; printf "%.0f", (t > 0 ? 100 * (b - own) / t : 0) }')
         result "${prefix}_tasks" "$n"
         result "${prefix}_timed_out" "$timed_out"
         result "${prefix}_tasks_per_s" "$rate"
@@ -427,8 +455,6 @@ drain_part() { # PREFIX WORKFLOW SIZE N MODE [explain]
         result "${prefix}_commits_per_task" "$(calc "int(100 * ($4 - $1) / $n + 0.5) / 100")"
         result "${prefix}_wal_bytes_per_task" "$(calc "int(($5 - $2) / $n + 0.5)")"
         result "${prefix}_wal_syncs_per_task" "$(calc "int(100 * ($6 - $3) / $n + 0.5) / 100")"
-        result "${prefix}_machine_cpu_busy_pct" "$(calc "int($busy + 0.5)")"
-        result "${prefix}_other_cpu_pct" "$other"
         result "${prefix}_chimerad_peak_rss_kb" "$c_hwm"
         result "${prefix}_worker_peak_rss_kb" "$w_hwm"
         if [ "$mode" = all ]; then
@@ -450,7 +476,7 @@ drain_part() { # PREFIX WORKFLOW SIZE N MODE [explain]
                 "$(get "${prefix}_wal_syncs_per_task") WAL flushes, $(get "${prefix}_wal_bytes_per_task") bytes of WAL" \
                 "(whole server)"
         say "machine CPU busy $(get "${prefix}_machine_cpu_busy_pct")% of $(nproc) cores" \
-                "(of which ${other}% neither chimera nor PostgreSQL)"
+                "($(get "${prefix}_other_cpu_pct")% on something else than this benchmark)"
         say "peak RSS (VmHWM): chimerad $c_hwm kB, largest worker $w_hwm kB"
         [ -z "$explain" ] || explain_claim "after draining $n (their index entries are dead now)"
 }
@@ -475,15 +501,18 @@ part_latency() {
         reset_db
         start_chimerad latency
         sleep 0.5
+        load_start
         in_bg "$tmp/out" "$bench" latency "$url" "$LAT_TASKS" "$LAT_INTERVAL" noop "$LAT_WARMUP"
         out=$(cat "$tmp/out")
+        load_end latency
         stop_chimerad
         for k in claim pickup finish; do
                 for p in p50 p95 p99 max; do
                         result "${k}_${p}_ms" "$(kv "${k}_${p}_ms" "$out")"
                 done
         done
-        say "from the client's clock right after COMMIT returned (ms):"
+        say "from the client's clock right after COMMIT returned (ms; $(get latency_other_cpu_pct)% of" \
+                "the machine's CPU went to something else than this benchmark meanwhile):"
         say "                        p50     p95     p99     max"
         for k in claim pickup finish; do
                 case $k in
@@ -566,9 +595,13 @@ sql_ceiling_one() { # B JOBS
         sql "VACUUM ANALYZE bench.jobs"
         sql "CHECKPOINT"
         d0=$(db_stats)
-        in_bg "$tmp/out" "$PGBENCH" -n -M prepared -c "$SQL_CLIENTS" -j 2 -t "$cycles" -D b="$b" \
+        load_start
+        threads=2
+        [ "$SQL_CLIENTS" -ge 2 ] || threads=1
+        in_bg "$tmp/out" "$PGBENCH" -n -M prepared -c "$SQL_CLIENTS" -j "$threads" -t "$cycles" -D b="$b" \
                 -f "$tmp/claim.sql" "$url" || die "pgbench failed"
         out=$(cat "$tmp/out")
+        load_end "sql_ceiling_b$b"
         d1=$(db_stats)
         tps=$(printf '%s\n' "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | tail -n 1)
         got=$(sql "SELECT count(*) || ' ' || coalesce(extract(epoch FROM max(finished_at) - min(started_at)), 0)
@@ -581,7 +614,8 @@ sql_ceiling_one() { # B JOBS
         say "B=$b: $SQL_CLIENTS clients x $cycles cycles, $(echo "$got" | cut -d' ' -f1) jobs in" \
                 "$(echo "$got" | awk '{ printf "%.2f", $2 }') s: $rate jobs/s" \
                 "(pgbench: $tps cycles/s x $b = $(calc "int($tps * $b + 0.5)")); WAL per job" \
-                "$(get "sql_ceiling_b${b}_wal_bytes_per_job") bytes"
+                "$(get "sql_ceiling_b${b}_wal_bytes_per_job") bytes;" \
+                "$(get "sql_ceiling_b${b}_other_cpu_pct")% of the CPU on something else"
 }
 
 part_sql() {
