@@ -198,24 +198,7 @@ void h_write_config(int pool_size, const char *extra)
 
 pid_t h_start_chimerad(const char *config, const char *logname)
 {
-        char log[400];
-        pid_t pid;
-
-        snprintf(log, sizeof(log), "%s/%s.log", H.dir, logname);
-        pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-                int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-                if (fd >= 0) {
-                        dup2(fd, 1);
-                        dup2(fd, 2);
-                }
-                execl(h_bin("chimerad"), "chimerad", "-c", config, (char *)NULL);
-                _exit(127);
-        }
-        ck_assert_int_lt(H.nprocs, H_MAX_PROCS);
-        H.procs[H.nprocs++] = pid;
-        return pid;
+        return h_start_chimerad_env(config, logname, NULL);
 }
 
 int h_run(char *const argv[], char *out, size_t outsz)
