@@ -25,6 +25,7 @@
 #   BENCH_BUILD [build]             where chimerad, chimera-worker and build/bench/ are
 #   BENCH_NO_MAKE                   set: do not run make first (`make bench` has)
 #   BENCH_POOL [8]                  pool.size
+#   BENCH_PREFETCH [0]              pool.prefetch: tasks claimed ahead of free workers
 #   BENCH_LOG_LEVEL [info]          chimerad's log.level (its log goes to a file)
 #   BENCH_NOOP_TASKS [20000]        tasks for part noop
 #   BENCH_EXEC_TASKS [5000]         tasks for part exec
@@ -54,6 +55,7 @@ cd "$top"
 
 build=${BENCH_BUILD:-build}
 POOL=${BENCH_POOL:-8}
+PREFETCH=${BENCH_PREFETCH:-0}
 LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
 NOOP_TASKS=${BENCH_NOOP_TASKS:-20000}
 EXEC_TASKS=${BENCH_EXEC_TASKS:-5000}
@@ -336,7 +338,7 @@ write_config() {
 {
   "database": "$url",
   "control_socket": "$sock",
-  "pool": {"size": $POOL},
+  "pool": {"size": $POOL, "prefetch": $PREFETCH},
   "log": {"level": "$LOG_LEVEL"},
   "agents": {"echo": {"argv": $(agent_json)}},
   "workflows": {

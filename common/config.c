@@ -98,6 +98,7 @@ static const struct key_spec pool_keys[] = {
     INT_KEY("max_tasks_per_worker", CFG(pool_max_tasks_per_worker), 0, INT_MAX),
     SIZE_KEY("max_frame_size", CFG(pool_max_frame_size), 4 * KB, GB),
     SIZE_KEY("max_worker_rss", CFG(pool_max_worker_rss), 0, 1024 * GB),
+    INT_KEY("prefetch", CFG(pool_prefetch), 0, 100000),
     END_KEYS,
 };
 

@@ -41,6 +41,7 @@ struct config {
         int pool_max_tasks_per_worker; /* "pool.max_tasks_per_worker", default 0 = no limit */
         int64_t pool_max_frame_size;   /* "pool.max_frame_size", default "16MB", 4KB..1GB */
         int64_t pool_max_worker_rss;   /* "pool.max_worker_rss", default 0 = no limit */
+        int pool_prefetch; /* "pool.prefetch": tasks claimed ahead of free workers, default 0 */
 
         char **queues; /* "queues": array of names, default ["default"]; never empty */
         size_t nqueues;

@@ -178,26 +178,38 @@ fail:
 
 char *frame_encode(json_t *msg, size_t max, size_t *outlen, char *err, size_t errsz)
 {
-        size_t n = json_dumpb(msg, NULL, 0, JSON_COMPACT);
-        char *buf;
+        /* Most frames are small: one pass into a guess, a second only when it was short. */
+        size_t cap = 1024, n;
+        char *buf = malloc(FRAME_HEADER_SIZE + cap), *bigger;
 
+        if (buf == NULL) {
+                snprintf(err, errsz, "out of memory for a frame");
+                return NULL;
+        }
+        n = json_dumpb(msg, buf + FRAME_HEADER_SIZE, cap, JSON_COMPACT);
         if (n == 0) {
+                free(buf);
                 snprintf(err, errsz, "frame cannot be encoded as JSON");
                 return NULL;
         }
         if (n > max) {
+                free(buf);
                 snprintf(err, errsz, "frame of %zu bytes exceeds the maximum of %zu", n, max);
                 return NULL;
         }
-        buf = malloc(FRAME_HEADER_SIZE + n);
-        if (buf == NULL) {
-                snprintf(err, errsz, "out of memory for a frame of %zu bytes", n);
-                return NULL;
-        }
-        if (json_dumpb(msg, buf + FRAME_HEADER_SIZE, n, JSON_COMPACT) != n) {
-                free(buf);
-                snprintf(err, errsz, "frame changed size while encoding");
-                return NULL;
+        if (n > cap) {
+                bigger = realloc(buf, FRAME_HEADER_SIZE + n);
+                if (bigger == NULL) {
+                        free(buf);
+                        snprintf(err, errsz, "out of memory for a frame of %zu bytes", n);
+                        return NULL;
+                }
+                buf = bigger;
+                if (json_dumpb(msg, buf + FRAME_HEADER_SIZE, n, JSON_COMPACT) != n) {
+                        free(buf);
+                        snprintf(err, errsz, "frame changed size while encoding");
+                        return NULL;
+                }
         }
         buf[0] = (char)((n >> 24) & 0xff);
         buf[1] = (char)((n >> 16) & 0xff);

@@ -120,6 +120,15 @@ void *util_calloc(size_t n, size_t size)
         return p;
 }
 
+void *util_realloc(void *p, size_t size)
+{
+        void *q = realloc(p, size ? size : 1);
+
+        if (q == NULL)
+                fatalx("out of memory (%zu bytes)", size);
+        return q;
+}
+
 const char *util_json_kind(const json_t *v)
 {
         if (v == NULL)

@@ -47,4 +47,7 @@ char *util_strdup(const char *s);
 /* calloc that aborts on out-of-memory. */
 void *util_calloc(size_t n, size_t size);
 
+/* realloc that aborts on out-of-memory. */
+void *util_realloc(void *p, size_t size);
+
 #endif

@@ -566,3 +566,9 @@ int workflow_agent_is_builtin(const char *agent)
 {
         return agent != NULL && in_list(agent, builtin_agents);
 }
+
+bool workflow_agent_is_instant(const char *agent)
+{
+        return agent != NULL &&
+               (strcmp(agent, "builtin:noop") == 0 || strcmp(agent, "builtin:fail") == 0);
+}

@@ -12,6 +12,7 @@
 #ifndef CHIMERA_WORKFLOW_H
 #define CHIMERA_WORKFLOW_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
@@ -87,5 +88,8 @@ int workflow_check_payload(const struct workflow *wf, json_t *payload, char *err
 
 /* Nonzero when agent is one of the built-in agents ("builtin:noop", ...). */
 int workflow_agent_is_builtin(const char *agent);
+
+/* True for the built-in agents that return at once (builtin:noop, builtin:fail). */
+bool workflow_agent_is_instant(const char *agent);
 
 #endif

@@ -2879,6 +2879,8 @@ static int print_cancelled(const struct ctl_opts *opts, const char *id, const ch
         }
         if (!reply) {
                 printf("task %s cancelled (was %s)\n", id, previous);
+        } else if (json_is_true(json_object_get(reply, "claimed_ahead"))) {
+                printf("task %s cancelled (was claimed, waiting for a free worker)\n", id);
         } else if (phase) {
                 fit_text(phase, CANCEL_PHASE_COLS, fitted, sizeof(fitted));
                 printf("task %s cancelled (was running phase %s); its worker is replaced\n", id,

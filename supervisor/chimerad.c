@@ -157,6 +157,7 @@ void supervisor_drain(struct supervisor *sv)
                  pool_busy_count(&sv->pool), (long long)ms);
         notify_stopping(sv);
         sv->state = SUP_DRAINING;
+        queue_release_ready(sv->queue, "the supervisor is stopping");
         tv.tv_sec = ms / 1000;
         tv.tv_usec = (ms % 1000) * 1000;
         evtimer_add(sv->shutdown_timer, &tv);

@@ -54,7 +54,9 @@ enum worker_state {
 struct worker {
         int slot;
         pid_t pid;
-        struct bufferevent *bev; /* our end of the socketpair, or NULL */
+        int fd;                           /* our end of the socketpair, -1 when closed */
+        struct event *read_ev, *write_ev; /* on fd while it is open */
+        struct evbuffer *in, *out;        /* what was read, not yet decoded; not yet sent */
         enum worker_state state;
         struct task *task; /* owned; non-NULL only while W_BUSY or being killed */
         unsigned tasks_done;

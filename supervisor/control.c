@@ -193,6 +193,12 @@ static void handle_cancel(struct ctl_conn *c, json_t *req)
         }
         id = json_integer_value(idv);
         w = worker_running(&sv->pool, id);
+        if (w == NULL && queue_cancel_ready(sv->queue, id) == 0) {
+                /* Claimed ahead, not started: cancelled before any worker saw it. */
+                conn_reply(c, json_pack("{s:b, s:I, s:b, s:s}", "ok", 1, "id", id, "claimed_ahead",
+                                        1, "supervisor", sv->id));
+                return;
+        }
         if (w == NULL) {
                 snprintf(msg, sizeof(msg), "task %" JSON_INTEGER_FORMAT " is not running here", id);
                 conn_reply(c, json_pack("{s:b, s:s, s:s, s:s}", "ok", 0, "error", msg, "code",

@@ -8,7 +8,9 @@
  *
  * Statements run one at a time, in order.  That keeps error handling
  * simple (a failed statement affects nobody else) and is enough because
- * callers batch their work into few statements (see queue.c).
+ * callers batch their work into few statements (see queue.c).  The hot
+ * ones are prepared statements: prepared on a connection the first time
+ * they run there, then executed without being parsed and planned again.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,7 @@
 
 #define RECONNECT_MIN_MS 100
 #define RECONNECT_MAX_MS 5000
+#define MAX_PREPARED     16
 
 enum db_conn_state {
         DB_DOWN,
@@ -31,6 +34,7 @@ enum db_conn_state {
 struct db_query {
         TAILQ_ENTRY(db_query) entry;
         const char *sql;
+        const char *name; /* of the prepared statement, or NULL */
         int nparams;
         char **params;
         db_result_cb cb;
@@ -58,7 +62,10 @@ struct db {
         struct db_query *inflight;
         PGresult *result; /* kept result of the in-flight statement */
         bool listen_inflight;
-        bool listening; /* LISTEN done on this connection */
+        bool listening;                     /* LISTEN done on this connection */
+        bool preparing;                     /* the in-flight statement is being prepared first */
+        const char *prepared[MAX_PREPARED]; /* names prepared on this connection */
+        int nprepared;
         unsigned npending;
         char last_error[512];
 };
@@ -164,6 +171,8 @@ static void db_lost(struct db *db)
         db->inflight = NULL;
         db->listen_inflight = false;
         db->listening = false;
+        db->preparing = false;
+        db->nprepared = 0;
         PQclear(db->result);
         db->result = NULL;
         TAILQ_INIT(&failed);
@@ -369,9 +378,16 @@ failed:
 void db_query(struct db *db, const char *sql, int nparams, const char *const *params,
               db_result_cb cb, void *arg)
 {
+        db_query_prepared(db, NULL, sql, nparams, params, cb, arg);
+}
+
+void db_query_prepared(struct db *db, const char *name, const char *sql, int nparams,
+                       const char *const *params, db_result_cb cb, void *arg)
+{
         struct db_query *q = util_calloc(1, sizeof(*q));
 
         q->sql = sql;
+        q->name = name;
         q->nparams = nparams;
         q->params = util_calloc((size_t)(nparams > 0 ? nparams : 1), sizeof(char *));
         for (int i = 0; i < nparams; i++)
@@ -391,6 +407,41 @@ static void flush_output(struct db *db)
                 db_lost(db);
         else if (rc > 0)
                 event_add(db->write_ev, NULL);
+}
+
+static bool is_prepared(const struct db *db, const char *name)
+{
+        for (int i = 0; i < db->nprepared; i++)
+                if (strcmp(db->prepared[i], name) == 0)
+                        return true;
+        return false;
+}
+
+/* Sends the in-flight statement: its text, or its preparation, or its execution. */
+static void send_inflight(struct db *db)
+{
+        struct db_query *q = db->inflight;
+        const char *const *params = (const char *const *)q->params;
+        int ok;
+
+        watchdog_arm(db);
+        if (q->name == NULL) {
+                ok = PQsendQueryParams(db->conn, q->sql, q->nparams, NULL, params, NULL, NULL, 0);
+        } else if (!is_prepared(db, q->name) && db->nprepared < MAX_PREPARED) {
+                db->preparing = true;
+                ok = PQsendPrepare(db->conn, q->name, q->sql, q->nparams, NULL);
+        } else if (!is_prepared(db, q->name)) {
+                log_warnx("%s: more than %d prepared statements; %s runs unprepared", __func__,
+                          MAX_PREPARED, q->name);
+                ok = PQsendQueryParams(db->conn, q->sql, q->nparams, NULL, params, NULL, NULL, 0);
+        } else {
+                ok = PQsendQueryPrepared(db->conn, q->name, q->nparams, params, NULL, NULL, 0);
+        }
+        if (!ok) {
+                db_lost(db);
+                return;
+        }
+        flush_output(db);
 }
 
 static void db_send_next(struct db *db)
@@ -415,13 +466,7 @@ static void db_send_next(struct db *db)
                 return;
         TAILQ_REMOVE(&db->queue, q, entry);
         db->inflight = q;
-        watchdog_arm(db);
-        if (!PQsendQueryParams(db->conn, q->sql, q->nparams, NULL, (const char *const *)q->params,
-                               NULL, NULL, 0)) {
-                db_lost(db);
-                return;
-        }
-        flush_output(db);
+        send_inflight(db);
 }
 
 static void deliver_notifies(struct db *db)
@@ -450,6 +495,17 @@ static void finish_statement(struct db *db)
                         db->listening = true;
                 PQclear(res);
                 return;
+        }
+        if (db->preparing) {
+                db->preparing = false;
+                if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+                        /* Prepared: now run it (still in flight, still first in line). */
+                        db->prepared[db->nprepared++] = q->name;
+                        PQclear(res);
+                        send_inflight(db);
+                        return;
+                }
+                /* The error goes to the caller as the statement's own. */
         }
         db->inflight = NULL;
         db->npending--;

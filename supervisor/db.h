@@ -56,6 +56,15 @@ void db_start(struct db *db);
 void db_query(struct db *db, const char *sql, int nparams, const char *const *params,
               db_result_cb cb, void *arg);
 
+/*
+ * As db_query, as a prepared statement called name: prepared on each
+ * connection the first time it is used there (one more round trip), then
+ * only executed, so the server no longer parses and plans it every time.
+ * name and sql are borrowed string literals; one name, one sql.
+ */
+void db_query_prepared(struct db *db, const char *name, const char *sql, int nparams,
+                       const char *const *params, db_result_cb cb, void *arg);
+
 bool db_is_up(const struct db *db);
 
 /* Statements queued or in flight. */

@@ -3,7 +3,9 @@
  *
  * Each worker is fork+exec'd from chimera-worker with its end of a
  * socketpair on fd 3, so it starts with a fresh address space and no libpq
- * or libevent state of ours.  Our end is a bufferevent; every frame that
+ * or libevent state of ours.  Our end is read with one read() per wake-up
+ * and written to directly (buffered only when the socket is full); every
+ * frame that
  * arrives goes through frame_decode() before anything acts on it, and a
  * worker that sends something malformed or out of turn is killed (its task
  * retried), never trusted.
@@ -23,11 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 
 #include "breaker.h"
 #include "chimerad.h"
@@ -121,6 +123,7 @@ int pool_start(struct pool *pool, struct supervisor *sv)
                 w->slot = i;
                 w->pool = pool;
                 w->pid = -1;
+                w->fd = -1;
                 w->timeout_ev = evtimer_new(sv->base, task_timeout_cb, w);
                 if (w->timeout_ev == NULL)
                         fatalx("%s: evtimer_new", __func__);
@@ -151,12 +154,14 @@ static void on_progress(struct worker *w, json_t *msg)
                 w->task->agent_pgid = (pid_t)json_integer_value(json_object_get(msg, "pgid"));
                 return;
         }
-        if (strcmp(event, "started") == 0) {
+        if (strcmp(event, "started") == 0 || json_is_true(json_object_get(msg, "started"))) {
+                /* A "finished" frame with "started": an instant agent, both at once. */
                 w->task->agent_pgid = 0;
                 free(w->task->phase);
                 w->task->phase = util_strdup(phase);
                 queue_phase(q, w->task, "phase_started", phase, NULL, NULL);
-                return;
+                if (strcmp(event, "started") == 0)
+                        return;
         }
         if (json_is_string(json_object_get(msg, "agent")))
                 breakers_record(w->pool->sv->breakers, w->pool->sv->cfg,
@@ -190,12 +195,15 @@ static void on_result(struct worker *w, json_t *msg)
         const char *status = json_string_value(json_object_get(msg, "status"));
         const char *error = json_string_value(json_object_get(msg, "error"));
         int64_t ms = util_now_ms() - t->started_ms;
+        json_t *state;
 
         struct log_task lt = task_log(w, t, ms);
 
         if (strcmp(status, "succeeded") == 0) {
+                /* At debug: a line per task costs more than the task at full speed,
+                 * and the task's events keep the record. */
                 sv->stats.succeeded++;
-                log_task(LOG_LEVEL_INFO, &lt, "succeeded");
+                log_task(LOG_LEVEL_DEBUG, &lt, "succeeded");
         } else if (strcmp(status, "failed") == 0) {
                 sv->stats.failed++;
                 log_task(LOG_LEVEL_INFO, &lt, "failed: %s", error ? error : "no reason given");
@@ -208,8 +216,10 @@ static void on_result(struct worker *w, json_t *msg)
                          error ? error : "transient error");
         }
         stats_observe_duration(&sv->stats, ms);
+        /* No state: the "finished" frame just before carried this same checkpoint. */
+        state = json_object_get(msg, "state");
         queue_finish(sv->queue, t, status, json_incref(json_object_get(msg, "result")), error,
-                     json_incref(json_object_get(msg, "state")));
+                     json_is_object(state) ? json_incref(state) : NULL);
         task_free(t);
         w->task = NULL;
         evtimer_del(w->timeout_ev);
@@ -306,17 +316,17 @@ static int handle_frame(struct worker *w, struct frame *f, char *why, size_t why
         return -1;
 }
 
-static void worker_read_cb(struct bufferevent *bev, void *arg)
+/* Decodes and acts on every whole frame read so far. */
+static void worker_frames(struct worker *w)
 {
-        struct worker *w = arg;
-        struct evbuffer *in = bufferevent_get_input(bev);
+        struct evbuffer *in = w->in;
         size_t max = (size_t)w->pool->sv->cfg->pool_max_frame_size;
         unsigned char hdr[FRAME_HEADER_SIZE];
         char why[256];
         struct frame f;
         size_t len;
 
-        while (w->bev != NULL && evbuffer_get_length(in) >= FRAME_HEADER_SIZE) {
+        while (w->fd >= 0 && evbuffer_get_length(in) >= FRAME_HEADER_SIZE) {
                 evbuffer_copyout(in, hdr, sizeof(hdr));
                 if (frame_header_length(hdr, max, &len) < 0) {
                         worker_kill(w, "sent a frame of invalid length");
@@ -343,14 +353,94 @@ static void worker_read_cb(struct bufferevent *bev, void *arg)
         }
 }
 
-static void worker_event_cb(struct bufferevent *bev, short what, void *arg)
+static void worker_io_cb(evutil_socket_t fd, short what, void *arg)
 {
         struct worker *w = arg;
+        char buf[65536];
+        ssize_t n;
 
-        /* Usually the worker died and SIGCHLD tells how; kill it anyway in case it
-         * only closed the socket, so that the reaping always follows. */
-        if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        if (what & EV_WRITE) {
+                if (evbuffer_write(w->out, fd) < 0 && errno != EAGAIN && errno != EINTR) {
+                        worker_kill(w, NULL);
+                        return;
+                }
+                if (evbuffer_get_length(w->out) > 0)
+                        event_add(w->write_ev, NULL);
+        }
+        if (!(what & EV_READ))
+                return;
+        n = read(fd, buf, sizeof(buf));
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return;
+        if (n <= 0) {
+                /* Usually the worker died and SIGCHLD tells how; kill it anyway in case
+                 * it only closed the socket, so that the reaping always follows. */
                 worker_kill(w, NULL);
+                return;
+        }
+        if (evbuffer_add(w->in, buf, (size_t)n) < 0)
+                fatalx("%s: out of memory", __func__);
+        worker_frames(w);
+}
+
+/* Starts talking to a worker over fd (ours now). */
+static void chan_open(struct worker *w, int fd)
+{
+        struct event_base *base = w->pool->sv->base;
+
+        w->fd = fd;
+        w->in = evbuffer_new();
+        w->out = evbuffer_new();
+        w->read_ev = event_new(base, fd, EV_READ | EV_PERSIST, worker_io_cb, w);
+        w->write_ev = event_new(base, fd, EV_WRITE, worker_io_cb, w);
+        if (w->in == NULL || w->out == NULL || w->read_ev == NULL || w->write_ev == NULL ||
+            event_add(w->read_ev, NULL) < 0)
+                fatalx("%s: cannot watch a worker's socket", __func__);
+}
+
+static void chan_close(struct worker *w)
+{
+        if (w->read_ev == NULL) /* never opened, or closed already */
+                return;
+        event_free(w->read_ev);
+        event_free(w->write_ev);
+        evbuffer_free(w->in);
+        evbuffer_free(w->out);
+        close(w->fd);
+        w->read_ev = w->write_ev = NULL;
+        w->in = w->out = NULL;
+        w->fd = -1;
+}
+
+/*
+ * Sends the n buffers of iov to the worker: written at once when nothing
+ * waits before them, the rest kept until the socket takes it.  -1 when the
+ * socket is broken.
+ */
+static int chan_send(struct worker *w, struct iovec *iov, int n)
+{
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t sent = 0;
+
+        if (w->fd < 0)
+                return -1;
+        if (evbuffer_get_length(w->out) == 0) {
+                sent = sendmsg(w->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (sent < 0 && errno != EAGAIN && errno != EINTR)
+                        return -1;
+                if (sent < 0)
+                        sent = 0;
+        }
+        for (int i = 0; i < n; i++) {
+                size_t skip = (size_t)sent < iov[i].iov_len ? (size_t)sent : iov[i].iov_len;
+                sent -= (ssize_t)skip;
+                if (skip < iov[i].iov_len &&
+                    evbuffer_add(w->out, (char *)iov[i].iov_base + skip, iov[i].iov_len - skip) < 0)
+                        fatalx("%s: out of memory", __func__);
+        }
+        if (evbuffer_get_length(w->out) > 0)
+                event_add(w->write_ev, NULL);
+        return 0;
 }
 
 /* ---- spawning and killing ---- */
@@ -385,7 +475,6 @@ static void exec_worker(const struct pool *pool, int fd)
 static int worker_spawn(struct worker *w)
 {
         struct pool *pool = w->pool;
-        struct supervisor *sv = pool->sv;
         int sp[2];
         pid_t pid;
 
@@ -407,11 +496,7 @@ static int worker_spawn(struct worker *w)
         close(sp[1]);
         if (util_set_nonblock(sp[0]) < 0)
                 fatal("%s: nonblock", __func__);
-        w->bev = bufferevent_socket_new(sv->base, sp[0], BEV_OPT_CLOSE_ON_FREE);
-        if (w->bev == NULL)
-                fatalx("%s: bufferevent_socket_new", __func__);
-        bufferevent_setcb(w->bev, worker_read_cb, NULL, worker_event_cb, w);
-        bufferevent_enable(w->bev, EV_READ | EV_WRITE);
+        chan_open(w, sp[0]);
         w->pid = pid;
         w->spawned_ms = util_now_ms();
         w->tasks_done = 0;
@@ -432,10 +517,7 @@ static void worker_kill(struct worker *w, const char *reason)
                 w->kill_reason = util_strdup(reason);
                 log_warnx("worker %d (slot %d) %s: killing it", (int)w->pid, w->slot, reason);
         }
-        if (w->bev != NULL) {
-                bufferevent_free(w->bev);
-                w->bev = NULL;
-        }
+        chan_close(w);
         if (w->pid > 0)
                 kill(w->pid, SIGKILL);
         if (w->state != W_DEAD)
@@ -528,10 +610,7 @@ static void worker_reaped(struct worker *w, int status)
         } else if (w->state != W_STOPPING && sv->state < SUP_DRAINING) {
                 log_warnx("worker %d (slot %d) %s", (int)w->pid, w->slot, how);
         }
-        if (w->bev != NULL) {
-                bufferevent_free(w->bev);
-                w->bev = NULL;
-        }
+        chan_close(w);
         free(w->kill_reason);
         w->kill_reason = NULL;
         w->requeue = false;
@@ -589,8 +668,8 @@ int pool_dispatch(struct pool *pool, struct task *task, const char *frame, size_
                 struct worker *w = &pool->workers[i];
                 if (w->state != W_IDLE)
                         continue;
-                if (bufferevent_write(w->bev, hdr, sizeof(hdr)) < 0 ||
-                    bufferevent_write(w->bev, frame, len) < 0) {
+                struct iovec iov[2] = {{hdr, sizeof(hdr)}, {(void *)frame, len}};
+                if (chan_send(w, iov, 2) < 0) {
                         worker_kill(w, "could not be sent a task");
                         continue;
                 }
@@ -621,9 +700,10 @@ void pool_held_ids(const struct pool *pool, json_t *arr)
 static void send_shutdown(struct worker *w)
 {
         static const unsigned char frame[] = "\0\0\0\023{\"type\":\"shutdown\"}";
+        struct iovec iov = {(void *)frame, sizeof(frame) - 1};
 
-        if (w->bev != NULL)
-                bufferevent_write(w->bev, frame, sizeof(frame) - 1);
+        if (chan_send(w, &iov, 1) < 0)
+                log_debug("worker %d: its socket is gone", (int)w->pid);
         set_state(w, W_STOPPING);
 }
 
@@ -672,8 +752,7 @@ void pool_free(struct pool *pool)
 {
         for (int i = 0; i < pool->size; i++) {
                 struct worker *w = &pool->workers[i];
-                if (w->bev != NULL)
-                        bufferevent_free(w->bev);
+                chan_close(w);
                 if (w->respawn_ev != NULL)
                         event_free(w->respawn_ev);
                 if (w->timeout_ev != NULL)

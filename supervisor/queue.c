@@ -55,20 +55,45 @@ struct queue {
         char **agent_texts; /* compact JSON of the agents each workflow uses */
         char *queues_literal;
         unsigned nbusy_statements;
+        /* Tasks claimed ahead of free workers (pool.prefetch), in claim order:
+         * a ring of ready_cap slots, ready_len of them used from ready_head. */
+        struct ready {
+                struct task *task;
+                char *frame;
+                size_t len;
+                int64_t claimed_ms; /* monotonic */
+        } * ready;
+        size_t ready_head, ready_len, ready_cap;
+        int64_t heartbeat_sent_ms; /* of the heartbeat in flight */
+        int64_t renewed_ms;        /* when the last successful heartbeat was sent */
 };
 
+/*
+ * The claim.  Each served queue is scanned on its own (a LATERAL subquery
+ * with a scalar "queue = name"), so that every scan walks tasks_claim_idx
+ * (queue, priority DESC, run_at, id) in claim order and stops after $4 rows,
+ * however many are queued: an "= ANY(array)" condition could not use the
+ * index's order and would sort the whole backlog.  Paused queues are
+ * dropped before any scan.  With several queues, up to $4 rows are locked
+ * per queue and the best $4 of them claimed; the others are only unlocked
+ * at commit.
+ */
 static const char CLAIM_SQL[] =
     "WITH c AS ("
     " UPDATE chimera.tasks t"
     "    SET status = 'running', attempts = t.attempts + 1, lease_owner = $1::uuid,"
     "        lease_expires_at = now() + $2::bigint * interval '1 millisecond',"
     "        started_at = now()"
-    "   FROM (SELECT id FROM chimera.tasks"
-    "          WHERE status = 'queued' AND run_at <= now() AND queue = ANY($3::text[])"
-    "            AND queue NOT IN (SELECT name FROM chimera.queues WHERE paused)"
-    "          ORDER BY priority DESC, run_at, id"
-    "          LIMIT $4::int"
-    "          FOR UPDATE SKIP LOCKED) s"
+    "   FROM (SELECT s.id FROM unnest($3::text[]) AS qn(name)"
+    "         CROSS JOIN LATERAL ("
+    "           SELECT id, priority, run_at FROM chimera.tasks"
+    "            WHERE status = 'queued' AND queue = qn.name AND run_at <= now()"
+    "            ORDER BY priority DESC, run_at, id"
+    "            LIMIT $4::int"
+    "            FOR UPDATE SKIP LOCKED) s"
+    "          WHERE qn.name NOT IN (SELECT name FROM chimera.queues WHERE paused)"
+    "          ORDER BY s.priority DESC, s.run_at, s.id"
+    "          LIMIT $4::int) s"
     "  WHERE t.id = s.id"
     "  RETURNING t.id, t.attempts, t.workflow, t.payload, t.trace_id, t.state, t.queue"
     "), e AS ("
@@ -220,16 +245,30 @@ static char *text_array_literal(char **items, size_t n)
         return out;
 }
 
+/* The time now as ISO 8601 UTC with microseconds; the date part is formatted once a second. */
 static void now_iso(char *buf, size_t size)
 {
+        static time_t sec = -1;
+        static char prefix[32];
+        static size_t n;
         struct timespec ts;
         struct tm tm;
-        size_t n;
+        long us;
 
         clock_gettime(CLOCK_REALTIME, &ts);
-        gmtime_r(&ts.tv_sec, &tm);
-        n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(buf + n, size - n, ".%06ldZ", ts.tv_nsec / 1000);
+        if (ts.tv_sec != sec) {
+                sec = ts.tv_sec;
+                gmtime_r(&sec, &tm);
+                n = strftime(prefix, sizeof(prefix), "%Y-%m-%dT%H:%M:%S.", &tm);
+        }
+        if (size < n + 8)
+                return;
+        memcpy(buf, prefix, n);
+        us = ts.tv_nsec / 1000;
+        for (int i = 5; i >= 0; i--, us /= 10)
+                buf[n + (size_t)i] = (char)('0' + us % 10);
+        buf[n + 6] = 'Z';
+        buf[n + 7] = '\0';
 }
 
 static void poll_cb(evutil_socket_t fd, short what, void *arg)
@@ -328,6 +367,8 @@ struct queue *queue_new(struct supervisor *sv)
 
 void queue_reconfigure(struct queue *q)
 {
+        /* Their task frames carry the old definitions. */
+        queue_release_ready(q, "the config was reloaded");
         apply_config(q);
         q->maybe_empty = false;
         queue_kick(q);
@@ -338,6 +379,12 @@ void queue_free(struct queue *q)
         if (q == NULL)
                 return;
         free_texts(q);
+        for (size_t i = 0; i < q->ready_len; i++) {
+                struct ready *r = &q->ready[(q->ready_head + i) % q->ready_cap];
+                task_free(r->task);
+                free(r->frame);
+        }
+        free(q->ready);
         json_decref(q->pending);
         json_decref(q->inflight);
         event_free(q->poll_ev);
@@ -455,6 +502,98 @@ static char *task_frame(const struct task *t, const char *payload, const char *s
         return body;
 }
 
+static void ready_push(struct queue *q, struct task *t, char *frame, size_t len)
+{
+        if (q->ready_len == q->ready_cap) {
+                size_t cap = q->ready_cap ? 2 * q->ready_cap : 16;
+                struct ready *r = util_calloc(cap, sizeof(*r));
+                for (size_t i = 0; i < q->ready_len; i++)
+                        r[i] = q->ready[(q->ready_head + i) % q->ready_cap];
+                free(q->ready);
+                q->ready = r;
+                q->ready_cap = cap;
+                q->ready_head = 0;
+        }
+        q->ready[(q->ready_head + q->ready_len) % q->ready_cap] =
+            (struct ready){.task = t, .frame = frame, .len = len, .claimed_ms = util_now_ms()};
+        q->ready_len++;
+}
+
+static struct ready ready_pop(struct queue *q)
+{
+        struct ready r = q->ready[q->ready_head];
+
+        q->ready_head = (q->ready_head + 1) % q->ready_cap;
+        q->ready_len--;
+        return r;
+}
+
+/* Hands claimed tasks to idle workers, oldest claim first. */
+static void ready_pump(struct queue *q)
+{
+        struct pool *pool = &q->sv->pool;
+
+        while (q->ready_len > 0 && pool_idle_count(pool) > 0) {
+                struct ready r = ready_pop(q);
+                int64_t renewed = r.claimed_ms > q->renewed_ms ? r.claimed_ms : q->renewed_ms;
+                if (util_now_ms() > renewed + q->sv->cfg->lease_ms * 2 / 3) {
+                        /* Heartbeats failed (database away) while it waited: its lease
+                         * is ending or gone, and another supervisor may run it soon. */
+                        log_warnx("task %lld waited for a worker until its lease was nearly "
+                                  "out: not running it here",
+                                  (long long)r.task->id);
+                        queue_finish(q, r.task, "requeue", NULL,
+                                     "its lease ran out while it waited for a worker", NULL);
+                        task_free(r.task);
+                        free(r.frame);
+                        continue;
+                }
+                if (pool_dispatch(pool, r.task, r.frame, r.len) < 0) {
+                        /* No idle worker after all (one died meanwhile): give it back,
+                         * uncharged. */
+                        queue_finish(q, r.task, "requeue", NULL, "no idle worker", NULL);
+                        task_free(r.task);
+                }
+                free(r.frame);
+        }
+}
+
+void queue_release_ready(struct queue *q, const char *why)
+{
+        if (q->ready_len > 0)
+                log_info("giving back %zu tasks claimed ahead, uncharged: %s", q->ready_len, why);
+        while (q->ready_len > 0) {
+                struct ready r = ready_pop(q);
+                queue_finish(q, r.task, "requeue", NULL, why, NULL);
+                task_free(r.task);
+                free(r.frame);
+        }
+}
+
+int queue_cancel_ready(struct queue *q, int64_t id)
+{
+        for (size_t i = 0; i < q->ready_len; i++) {
+                struct ready *r = &q->ready[(q->ready_head + i) % q->ready_cap];
+                if (r->task->id != id)
+                        continue;
+                queue_finish(q, r->task, "cancelled", NULL, "cancelled before it started", NULL);
+                task_free(r->task);
+                free(r->frame);
+                /* Close the gap, keeping the claim order of the others. */
+                for (size_t j = i; j + 1 < q->ready_len; j++)
+                        q->ready[(q->ready_head + j) % q->ready_cap] =
+                            q->ready[(q->ready_head + j + 1) % q->ready_cap];
+                q->ready_len--;
+                return 0;
+        }
+        return -1;
+}
+
+size_t queue_ready_count(const struct queue *q)
+{
+        return q->ready_len;
+}
+
 static void dispatch_row(struct queue *q, PGresult *res, int row)
 {
         struct supervisor *sv = q->sv;
@@ -491,14 +630,8 @@ static void dispatch_row(struct queue *q, PGresult *res, int row)
                 free(body);
                 goto out;
         }
-        if (pool_dispatch(&sv->pool, t, body, len) < 0) {
-                /* No idle worker after all (one died meanwhile): give it back, uncharged. */
-                queue_finish(q, t, "requeue", NULL, "no idle worker", NULL);
-                free(body);
-                goto out;
-        }
-        free(body);
-        return; /* the worker owns t now */
+        ready_push(q, t, body, len);
+        return; /* the ready queue owns t and body now */
 out:
         task_free(t);
 }
@@ -520,6 +653,10 @@ static void claim_cb(PGresult *res, void *arg)
         n = PQntuples(res);
         for (int i = 0; i < n; i++)
                 dispatch_row(q, res, i);
+        ready_pump(q);
+        /* Draining or reloading since the claim left: what no worker took goes back. */
+        if (q->sv->state != SUP_RUNNING)
+                queue_release_ready(q, "the supervisor is stopping");
         /* A short claim means the queue is drained for now: wait for NOTIFY or poll,
          * unless a NOTIFY came while it ran (its rows may be newer than its snapshot). */
         if (n < q->claim_asked && !q->notified_during_claim)
@@ -551,11 +688,16 @@ void queue_kick(struct queue *q)
         struct supervisor *sv = q->sv;
         char lease[32], limit[16];
         const char *params[5];
-        int idle;
+        int idle, prefetch = sv->cfg->pool_prefetch;
 
+        ready_pump(q);
         if (sv->state != SUP_RUNNING || q->claim_inflight || q->maybe_empty || !db_is_up(sv->db))
                 return;
-        idle = pool_idle_count(&sv->pool) - unsent_outcomes(q);
+        /* Without prefetch, never more tasks running in the table than workers. */
+        if (prefetch == 0)
+                idle = pool_idle_count(&sv->pool) - unsent_outcomes(q);
+        else
+                idle = pool_idle_count(&sv->pool) + prefetch - (int)q->ready_len;
         if (idle <= 0)
                 return;
         snprintf(lease, sizeof(lease), "%lld", (long long)sv->cfg->lease_ms);
@@ -568,7 +710,7 @@ void queue_kick(struct queue *q)
         q->claim_inflight = true;
         q->claim_asked = idle;
         q->nbusy_statements++;
-        db_query(sv->db, CLAIM_SQL, 5, params, claim_cb, q);
+        db_query_prepared(sv->db, "chimera_claim", CLAIM_SQL, 5, params, claim_cb, q);
 }
 
 /* ---- writes ---- */
@@ -734,7 +876,7 @@ static void queue_flush(struct queue *q)
         q->inflight = batch;
         q->write_inflight = true;
         q->nbusy_statements++;
-        db_query(sv->db, WRITE_SQL, 2, params, write_cb, q);
+        db_query_prepared(sv->db, "chimera_write", WRITE_SQL, 2, params, write_cb, q);
         free(text);
 }
 
@@ -752,6 +894,7 @@ static void heartbeat_done_cb(PGresult *res, void *arg)
                 log_warnx("heartbeat failed: %s", PQresultErrorMessage(res));
                 return;
         }
+        q->renewed_ms = q->heartbeat_sent_ms;
         for (int i = 0; i < PQntuples(res); i++) {
                 if (strcmp(PQgetvalue(res, i, 1), "lost") == 0)
                         log_warnx("task %s: its claim was lost with the database connection; "
@@ -786,6 +929,9 @@ static void heartbeat_send(struct queue *q)
                 json_array_append(held, json_object_get(op, "id"));
         json_array_foreach (q->inflight, i, op)
                 json_array_append(held, json_object_get(op, "id"));
+        for (i = 0; i < q->ready_len; i++)
+                json_array_append_new(
+                    held, json_integer(q->ready[(q->ready_head + i) % q->ready_cap].task->id));
         held_text = json_dumps(held, JSON_COMPACT);
         json_decref(held);
         snprintf(pid, sizeof(pid), "%d", (int)getpid());
@@ -801,9 +947,11 @@ static void heartbeat_send(struct queue *q)
         params[7] = held_text;
         params[8] = q->recover ? "true" : "false";
         q->recover = false;
+        q->heartbeat_sent_ms = util_now_ms();
         q->heartbeat_inflight = true;
         q->nbusy_statements++;
-        db_query(sv->db, HEARTBEAT_SQL, 9, params, heartbeat_done_cb, q);
+        db_query_prepared(sv->db, "chimera_heartbeat", HEARTBEAT_SQL, 9, params, heartbeat_done_cb,
+                          q);
         free(held_text);
 }
 
@@ -830,7 +978,7 @@ void queue_deregister(struct queue *q)
 
 bool queue_quiet(const struct queue *q)
 {
-        return q->nbusy_statements == 0 && json_object_size(q->pending) == 0;
+        return q->nbusy_statements == 0 && json_object_size(q->pending) == 0 && q->ready_len == 0;
 }
 
 /* ---- counts for status ---- */

@@ -53,6 +53,18 @@ void queue_phase(struct queue *q, const struct task *task, const char *kind, con
 void queue_finish(struct queue *q, const struct task *task, const char *status, json_t *result,
                   const char *error, json_t *state);
 
+/*
+ * Gives back the tasks claimed ahead of free workers (pool.prefetch) that
+ * no worker has taken yet: queued again at once, uncharged (drain, reload).
+ */
+void queue_release_ready(struct queue *q, const char *why);
+
+/* Cancels task id if it waits, claimed ahead, for a worker; -1 if not. */
+int queue_cancel_ready(struct queue *q, int64_t id);
+
+/* Tasks claimed ahead and waiting for a worker. */
+size_t queue_ready_count(const struct queue *q);
+
 /* True when no claim, write or other statement is pending. */
 bool queue_quiet(const struct queue *q);
 

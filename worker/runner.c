@@ -7,10 +7,17 @@
  * finished.  After every phase the runner sends a "finished" progress frame
  * carrying the new checkpoint, which chimerad stores before anything else
  * about the task.
+ *
+ * Frames are collected and written together before anything that takes
+ * time (an agent program, builtin:sleep) and at the end of the task, so a
+ * quick task costs the supervisor one wake-up, not one per frame.
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "frame.h"
 #include "log.h"
@@ -25,26 +32,68 @@ struct run {
         json_int_t attempt;
         struct workflow *wf;
         json_t *state; /* owned checkpoint */
+        char *out;     /* frames not written yet */
+        size_t outlen, outcap;
 };
 
+/* Writes the frames collected so far. */
+static int flush_frames(struct run *r)
+{
+        size_t off = 0;
+
+        while (off < r->outlen) {
+                ssize_t n = write(r->fd, r->out + off, r->outlen - off);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        log_warnx("task %lld: writing to the supervisor: %s", (long long)r->id,
+                                  strerror(errno));
+                        return -1;
+                }
+                off += (size_t)n;
+        }
+        r->outlen = 0;
+        return 0;
+}
+
+/* Encodes msg (stolen) as a frame and adds it to those to write. */
 static int send_msg(struct run *r, json_t *msg)
 {
         char err[256];
-        int rc = frame_write_fd(r->fd, msg, r->max, err, sizeof(err));
+        size_t len;
+        char *frame = frame_encode(msg, r->max, &len, err, sizeof(err));
 
-        if (rc < 0)
-                log_warnx("task %lld: %s", (long long)r->id, err);
         json_decref(msg);
-        return rc;
+        if (frame == NULL) {
+                log_warnx("task %lld: %s", (long long)r->id, err);
+                return -1;
+        }
+        if (r->outlen + len > r->outcap) {
+                r->outcap = r->outlen + len > 2 * r->outcap ? r->outlen + len : 2 * r->outcap;
+                r->out = util_realloc(r->out, r->outcap);
+        }
+        memcpy(r->out + r->outlen, frame, len);
+        r->outlen += len;
+        free(frame);
+        return 0;
 }
 
-/* Sends the result frame; result (stolen) may be NULL. */
+/*
+ * Sends the result frame; result (stolen) may be NULL.  The checkpoint goes
+ * with it unless the "finished" frame just before carried the same one.
+ */
+static int send_result_state(struct run *r, const char *status, json_t *result, const char *error,
+                             bool with_state)
+{
+        json_t *msg = json_pack("{s:s, s:I, s:I, s:s, s:o?, s:s?, s:O*}", "type", "result", "id",
+                                r->id, "attempt", r->attempt, "status", status, "result", result,
+                                "error", error, "state", with_state ? r->state : NULL);
+        return send_msg(r, msg);
+}
+
 static int send_result(struct run *r, const char *status, json_t *result, const char *error)
 {
-        json_t *msg = json_pack("{s:s, s:I, s:I, s:s, s:o?, s:s?, s:O?}", "type", "result", "id",
-                                r->id, "attempt", r->attempt, "status", status, "result", result,
-                                "error", error, "state", r->state);
-        return send_msg(r, msg);
+        return send_result_state(r, status, result, error, true);
 }
 
 static json_t *agent_request(struct run *r, const struct wf_phase *p)
@@ -119,19 +168,25 @@ static int send_started(struct run *r, const struct wf_phase *p)
                                      "attempt", r->attempt, "phase", p->name, "event", "started"));
 }
 
+/*
+ * The "finished" frame.  For an instant built-in agent no "started" frame
+ * went before it: "started": true tells the supervisor to record both.
+ */
 static int send_finished(struct run *r, const struct wf_phase *p, const char *outcome,
                          const char *next, int64_t ms, const struct agent_result *ar)
 {
         const char *error = ar->outcome == AGENT_SUCCESS ? NULL : ar->error;
         const char *tail = ar->stderr_tail[0] != '\0' ? ar->stderr_tail : NULL;
+        json_t *msg = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:I, s:s*, s:s*, s:s, "
+                                "s:b, s:O}",
+                                "type", "progress", "id", r->id, "attempt", r->attempt, "phase",
+                                p->name, "event", "finished", "outcome", outcome, "next", next,
+                                "duration_ms", (json_int_t)ms, "error", error, "stderr", tail,
+                                "agent", p->agent, "fault", ar->fault, "state", r->state);
 
-        return send_msg(r,
-                        json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:I, s:s*, s:s*, s:s, "
-                                  "s:b, s:O}",
-                                  "type", "progress", "id", r->id, "attempt", r->attempt, "phase",
-                                  p->name, "event", "finished", "outcome", outcome, "next", next,
-                                  "duration_ms", (json_int_t)ms, "error", error, "stderr", tail,
-                                  "agent", p->agent, "fault", ar->fault, "state", r->state));
+        if (msg != NULL && workflow_agent_is_instant(p->agent))
+                json_object_set_new(msg, "started", json_true());
+        return send_msg(r, msg);
 }
 
 /* True when chimerad's circuit breaker has paused the agent of phase p. */
@@ -179,7 +234,10 @@ static int run_phases(struct run *r)
                                  p->agent);
                         return send_result(r, "defer", NULL, err);
                 }
-                if (send_started(r, p) < 0)
+                /* The supervisor hears of the start before anything slow runs; of
+                 * an instant one's start, with its end. */
+                if (!workflow_agent_is_instant(p->agent) &&
+                    (send_started(r, p) < 0 || flush_frames(r) < 0))
                         return -1;
                 req = agent_request(r, p);
                 t0 = util_now_ms();
@@ -192,7 +250,7 @@ static int run_phases(struct run *r)
                         json_decref(ar.result);
                         if (send_finished(r, p, "transient", p->name, util_now_ms() - t0, &ar) < 0)
                                 return -1;
-                        return send_result(r, "retry", NULL, err);
+                        return send_result_state(r, "retry", NULL, err, false);
                 }
                 next = ar.outcome == AGENT_SUCCESS ? p->on_success : p->on_failure;
                 json_object_set_new(json_object_get(r->state, "results"), p->name,
@@ -213,10 +271,10 @@ static int run_phases(struct run *r)
                         return -1;
                 }
                 if (next == WORKFLOW_COMPLETE)
-                        return send_result(r, "succeeded", ar.result, NULL);
+                        return send_result_state(r, "succeeded", ar.result, NULL, false);
                 if (next == WORKFLOW_FAILED) {
                         json_decref(ar.result);
-                        return send_result(r, "failed", NULL, err);
+                        return send_result_state(r, "failed", NULL, err, false);
                 }
                 json_decref(ar.result);
                 cur = next;
@@ -237,14 +295,16 @@ int runner_run(int fd, size_t max_frame, json_t *task)
         if (r.wf == NULL) {
                 char msg[1100];
                 snprintf(msg, sizeof(msg), "invalid workflow definition: %s", err);
-                return send_result(&r, "failed", NULL, msg);
-        }
-        if (start_state(&r, err, sizeof(err)) < 0)
+                rc = send_result(&r, "failed", NULL, msg);
+        } else if (start_state(&r, err, sizeof(err)) < 0)
                 rc = send_result(&r, "failed", NULL, err);
         else if (is_terminal(json_string_value(json_object_get(r.state, "phase"))))
                 rc = finish_from_checkpoint(&r);
         else
                 rc = run_phases(&r);
+        if (rc == 0 && flush_frames(&r) < 0)
+                rc = -1;
+        free(r.out);
         json_decref(r.state);
         workflow_free(r.wf);
         return rc;

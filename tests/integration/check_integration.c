@@ -27,6 +27,7 @@ int main(void)
         h_prepare_template();
         sr = srunner_create(schema_suite());
         srunner_add_suite(sr, pool_suite());
+        srunner_add_suite(sr, prefetch_suite());
         srunner_add_suite(sr, ctl_suite());
         srunner_add_suite(sr, show_suite());
         srunner_add_suite(sr, agents_suite());

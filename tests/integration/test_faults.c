@@ -398,11 +398,15 @@ START_TEST(postgres_restarted_mid_run_loses_nothing)
 {
         static char text[1 << 20], out[1 << 16];
         char path[400], pause_at[64], sup_id[64], sql[512], ids[1024];
-        json_t *reply = NULL, *db;
+        json_t *reply = NULL, *db, *cfg;
         long long paused_ms, deadline;
         pid_t sup, workers[16];
 
         write_config(4, "2s", NULL);
+        /* Each task's success is logged at debug: the log must show every one once. */
+        cfg = load_json(H.config);
+        ck_assert_int_eq(json_object_set_new(cfg, "log", json_pack("{s:s}", "level", "debug")), 0);
+        save_json(cfg, H.config);
         h_exec("INSERT INTO chimera.tasks (workflow, payload) "
                "SELECT CASE WHEN i % 2 = 0 THEN 'noop' ELSE 'sleep' END, "
                "CASE WHEN i % 2 = 0 THEN '{}' ELSE jsonb_build_object('ms', 20 + i % 31) END "

@@ -144,7 +144,7 @@ START_TEST(unknown_nested_key_is_refused)
 {
         assert_refused("{'pool': {'sise': 4}}",
                        "test.json: pool.sise: unknown key (known keys: size, "
-                       "max_tasks_per_worker, max_frame_size, max_worker_rss)");
+                       "max_tasks_per_worker, max_frame_size, max_worker_rss, prefetch)");
 }
 END_TEST
 

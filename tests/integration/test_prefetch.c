@@ -1,0 +1,150 @@
+/*
+ * test_prefetch.c - pool.prefetch: tasks claimed ahead of free workers.
+ *
+ * Claimed-ahead tasks are leased and count as running to everyone else;
+ * these tests check that they still run exactly once, keep their lease
+ * while they wait, go back uncharged when the supervisor stops before a
+ * worker took them, and can be cancelled while they wait.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "harness.h"
+#include "suites.h"
+
+/* Writes H.config as h_write_config does, with pool.prefetch and extra members. */
+static void write_config(int pool_size, int prefetch, const char *extra)
+{
+        json_error_t jerr;
+        json_t *cfg;
+
+        h_write_config(pool_size, extra);
+        cfg = json_load_file(H.config, 0, &jerr);
+        ck_assert_msg(cfg != NULL, "%s: %s", H.config, jerr.text);
+        ck_assert_int_eq(
+            json_object_set_new(json_object_get(cfg, "pool"), "prefetch", json_integer(prefetch)),
+            0);
+        ck_assert_int_eq(json_dump_file(cfg, H.config, JSON_INDENT(2)), 0);
+        json_decref(cfg);
+}
+
+static void insert_sleeps(int n, int ms)
+{
+        char sql[256];
+
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO chimera.tasks (workflow, payload) SELECT 'sleep', "
+                 "jsonb_build_object('ms', %d) FROM generate_series(1, %d)",
+                 ms, n);
+        h_exec(sql);
+}
+
+START_TEST(prefetched_tasks_each_run_once)
+{
+        write_config(2, 50, NULL);
+        h_start_chimerad(H.config, "chimerad");
+        h_exec("INSERT INTO chimera.tasks (workflow) SELECT 'noop' FROM generate_series(1, 1000)");
+        ck_assert(h_wait_int("SELECT count(*) FROM chimera.tasks WHERE status = 'succeeded'", 1000,
+                             60000));
+        ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.tasks WHERE attempts <> 1"), 0);
+        /* One claim, one start, one finish and one success per task: nothing ran twice. */
+        ck_assert_int_eq(h_int("SELECT count(*) FROM (SELECT task_id FROM chimera.task_events "
+                               "GROUP BY task_id HAVING count(*) FILTER (WHERE kind = 'claimed') "
+                               "<> 1 OR count(*) FILTER (WHERE kind = 'phase_started') <> 1 "
+                               "OR count(*) FILTER (WHERE kind = 'phase_finished') <> 1 "
+                               "OR count(*) FILTER (WHERE kind = 'succeeded') <> 1) x"),
+                         0);
+        ck_assert_int_eq(h_int("SELECT count(DISTINCT task_id) FROM chimera.task_events"), 1000);
+}
+END_TEST
+
+START_TEST(claimed_ahead_tasks_keep_their_lease_while_they_wait)
+{
+        /* One worker, 400 ms per task, a 1 s lease: the last of the six waits
+         * 2 s, well past its first lease, and must be renewed, not reaped. */
+        write_config(1, 5, "\"lease\": \"1s\"");
+        h_start_chimerad(H.config, "chimerad");
+        insert_sleeps(6, 400);
+        ck_assert(
+            h_wait_int("SELECT count(*) FROM chimera.tasks WHERE status = 'succeeded'", 6, 30000));
+        ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.tasks WHERE attempts <> 1"), 0);
+        ck_assert_int_eq(
+            h_int("SELECT count(*) FROM chimera.task_events WHERE kind IN ('retried', 'dead')"), 0);
+}
+END_TEST
+
+START_TEST(stopping_gives_claimed_ahead_tasks_back_uncharged)
+{
+        pid_t sup;
+
+        write_config(1, 5, NULL);
+        sup = h_start_chimerad(H.config, "chimerad");
+        insert_sleeps(10, 1500);
+        /* One on the worker and five claimed ahead. */
+        ck_assert(
+            h_wait_int("SELECT count(*) FROM chimera.tasks WHERE status = 'running'", 6, 20000));
+        ck_assert(h_wait_int("SELECT count(*) FROM chimera.task_events WHERE kind = "
+                             "'phase_started'",
+                             1, 20000));
+        ck_assert_int_eq(h_signal_and_wait(sup, SIGTERM, 30000), 0);
+        /* The one that ran finished; the five that waited are queued again, uncharged. */
+        ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.tasks WHERE status = 'succeeded'"), 1);
+        ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.tasks WHERE status = 'queued'"), 9);
+        ck_assert_int_eq(
+            h_int("SELECT count(*) FROM chimera.tasks WHERE status = 'queued' AND attempts <> 0"),
+            0);
+        ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.task_events WHERE kind = 'retried' "
+                               "AND detail->>'charged' = 'false'"),
+                         5);
+        ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.task_events WHERE kind = "
+                               "'phase_started'"),
+                         1);
+}
+END_TEST
+
+START_TEST(a_claimed_ahead_task_can_be_cancelled)
+{
+        char out[4096], id[32], sql[256];
+        char *argv[] = {(char *)h_bin("chimera-ctl"), "-c", H.config, "cancel", id, NULL};
+
+        write_config(1, 3, NULL);
+        h_start_chimerad(H.config, "chimerad");
+        insert_sleeps(4, 3000);
+        ck_assert(
+            h_wait_int("SELECT count(*) FROM chimera.tasks WHERE status = 'running'", 4, 20000));
+        ck_assert(h_wait_int("SELECT count(*) FROM chimera.task_events WHERE kind = "
+                             "'phase_started'",
+                             1, 20000));
+        /* The last claimed: still waiting for the one worker. */
+        h_text("SELECT max(id) FROM chimera.tasks", id, sizeof(id));
+        ck_assert_int_eq(h_run(argv, out, sizeof(out)), 0);
+        ck_assert_msg(strstr(out, "waiting for a free worker") != NULL, "%s", out);
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM chimera.tasks WHERE id = %s AND status = 'cancelled'", id);
+        ck_assert(h_wait_int(sql, 1, 10000));
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM chimera.task_events WHERE task_id = %s "
+                 "AND kind = 'phase_started'",
+                 id);
+        ck_assert_int_eq(h_int(sql), 0);
+        /* The others still run to their end. */
+        ck_assert(
+            h_wait_int("SELECT count(*) FROM chimera.tasks WHERE status = 'succeeded'", 3, 30000));
+}
+END_TEST
+
+Suite *prefetch_suite(void)
+{
+        Suite *s = suite_create("prefetch");
+        TCase *tc = h_tcase("prefetch");
+
+        tcase_add_test(tc, prefetched_tasks_each_run_once);
+        tcase_add_test(tc, claimed_ahead_tasks_keep_their_lease_while_they_wait);
+        tcase_add_test(tc, stopping_gives_claimed_ahead_tasks_back_uncharged);
+        tcase_add_test(tc, a_claimed_ahead_task_can_be_cancelled);
+        suite_add_tcase(s, tc);
+        return s;
+}
