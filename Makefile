@@ -58,7 +58,8 @@ SUPERVISOR_SRCS = supervisor/chimerad.c supervisor/pool.c supervisor/db.c \
                   supervisor/queue.c supervisor/control.c supervisor/migrate.c \
                   supervisor/breaker.c supervisor/notify.c supervisor/http.c \
                   $(BUILD)/sql_migrations.c
-WORKER_SRCS = worker/chimera-worker.c worker/runner.c worker/agent.c worker/agent_proto.c
+WORKER_SRCS = worker/chimera-worker.c worker/runner.c worker/agent.c worker/agent_proto.c \
+              worker/confine.c
 CTL_SRCS    = ctl/chimera-ctl.c
 UNIT_SRCS   = tests/unit/check_unit.c tests/unit/check_util.c tests/unit/check_frame.c \
               tests/unit/check_config.c tests/unit/check_workflow.c \
