@@ -70,6 +70,39 @@ void stats_observe_duration(struct sup_stats *st, int64_t ms)
         st->duration_sum_ms += ms;
 }
 
+const char *const STATS_CAUSES[STATS_NCAUSES] = {
+    "exit",         "signal",       "start_failed", "timeout",
+    "output_limit", "memory_limit", "cpu_limit",    "process_limit",
+};
+
+/* A non-negative integer member of obj, else 0: workers' numbers are not trusted. */
+static uint64_t stats_member(json_t *obj, const char *key)
+{
+        json_t *v = json_object_get(obj, key);
+
+        return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v)
+                                                               : 0;
+}
+
+void stats_observe_agent(struct sup_stats *st, json_t *msg, json_t *detail)
+{
+        json_t *usage = json_object_get(msg, "usage"), *end = json_object_get(msg, "end");
+        const char *cause = json_string_value(json_object_get(end, "cause"));
+
+        if (json_is_object(usage))
+                json_object_set(detail, "usage", usage);
+        if (!json_is_object(end))
+                return;
+        json_object_set(detail, "end", end);
+        for (int i = 0; cause != NULL && i < STATS_NCAUSES; i++) {
+                if (strcmp(cause, STATS_CAUSES[i]) == 0)
+                        st->agent_ends[i]++;
+        }
+        st->agent_cpu_user_ms += stats_member(usage, "cpu_user_ms");
+        st->agent_cpu_sys_ms += stats_member(usage, "cpu_sys_ms");
+        st->agent_wall_ms += stats_member(usage, "wall_ms");
+}
+
 const char *supervisor_state_name(enum sup_state state)
 {
         static const char *const names[] = {"starting", "running", "draining", "stopping"};

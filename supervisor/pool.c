@@ -166,6 +166,7 @@ static void on_progress(struct worker *w, json_t *msg)
                            json_object_get(msg, "outcome"), "next", json_object_get(msg, "next"),
                            "duration_ms", json_object_get(msg, "duration_ms"), "error",
                            json_object_get(msg, "error"), "stderr", json_object_get(msg, "stderr"));
+        stats_observe_agent(&w->pool->sv->stats, msg, detail);
         queue_phase(q, w->task, "phase_finished", phase, detail,
                     json_incref(json_object_get(msg, "state")));
 }
