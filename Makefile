@@ -71,7 +71,7 @@ INTEG_SRCS  = tests/integration/check_integration.c tests/integration/harness.c 
               tests/integration/test_faults.c tests/integration/test_retry.c \
               tests/integration/test_lifecycle.c tests/integration/test_commands.c \
               tests/integration/test_http.c tests/integration/test_systemd.c \
-              tests/integration/test_partition.c
+              tests/integration/test_partition.c tests/integration/test_limits.c
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(patsubst $(BUILD)/%,%,$(1)))
 
