@@ -26,6 +26,7 @@
 #include <event2/event.h>
 
 #include "breaker.h"
+#include "cgroup.h"
 #include "chimerad.h"
 #include "control.h"
 #include "db.h"
@@ -242,6 +243,7 @@ int supervisor_reload(struct supervisor *sv, char *err, size_t errsz)
         db_set_timeout(sv->db, cfg->lease_ms);
         queue_reconfigure(sv->queue);
         pool_reconfigure(&sv->pool);
+        cgroup_check_config(sv->cgroup, cfg);
         config_free(old);
         log_info("configuration reloaded from %s (%zu workflows, %zu agents)", sv->config_path,
                  cfg->nworkflows, cfg->nagents);
@@ -319,6 +321,8 @@ static int run(struct supervisor *sv)
         db_set_timeout(sv->db, sv->cfg->lease_ms);
         sv->queue = queue_new(sv);
         sv->breakers = breakers_new();
+        sv->cgroup = cgroup_setup(sv->cfg->pool_size);
+        cgroup_check_config(sv->cgroup, sv->cfg);
         if (pool_start(&sv->pool, sv) < 0)
                 fatalx("cannot start the worker pool");
         redacted = db_redact(database_conninfo(sv->cfg));
@@ -339,6 +343,7 @@ static void supervisor_free(struct supervisor *sv)
         notify_stop(sv);
         http_free(sv->http);
         pool_free(&sv->pool);
+        cgroup_free(sv->cgroup);
         queue_free(sv->queue);
         breakers_free(sv->breakers);
         db_free(sv->db);

@@ -23,6 +23,7 @@ struct control;
 struct breakers;
 struct notify;
 struct http;
+struct cgroup;
 
 enum sup_state {
         SUP_STARTING, /* waiting for the database and the schema check */
@@ -136,6 +137,7 @@ struct supervisor {
         struct breakers *breakers;
         struct notify *notify; /* owned by notify.c; NULL outside systemd */
         struct http *http;     /* NULL unless http.listen is set */
+        struct cgroup *cgroup; /* the pool's cgroup sub-tree; NULL without delegation */
         struct sup_stats stats;
 
         struct event *sig_term, *sig_int, *sig_hup, *sig_chld;

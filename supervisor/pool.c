@@ -30,6 +30,7 @@
 #include <event2/bufferevent.h>
 
 #include "breaker.h"
+#include "cgroup.h"
 #include "chimerad.h"
 #include "frame.h"
 #include "log.h"
@@ -403,6 +404,7 @@ static int worker_spawn(struct worker *w)
         }
         if (pid == 0) {
                 close(sp[0]);
+                cgroup_enter_worker(sv->cgroup, w->slot);
                 exec_worker(pool, sp[1]);
         }
         close(sp[1]);
@@ -512,6 +514,7 @@ static void worker_reaped(struct worker *w, int status)
                  * the id cannot have been reused by then. */
                 if (t->agent_pgid > 1)
                         kill(-t->agent_pgid, SIGKILL);
+                cgroup_kill_agent(sv->cgroup, w->slot);
                 snprintf(err, sizeof(err), "worker %d %s%s%s%s%s", (int)w->pid, how,
                          w->kill_reason ? " after it " : "", w->kill_reason ? w->kill_reason : "",
                          t->phase ? " during phase " : "", t->phase ? t->phase : "");
@@ -738,6 +741,7 @@ int pool_cancel_task(struct pool *pool, int64_t task_id)
                 /* The agent has a process group of its own and would outlive the worker. */
                 if (t->agent_pgid > 1)
                         kill(-t->agent_pgid, SIGKILL);
+                cgroup_kill_agent(sv->cgroup, w->slot);
                 queue_finish(sv->queue, t, "cancelled", NULL, NULL, NULL);
                 evtimer_del(w->timeout_ev);
                 task_free(t);

@@ -534,6 +534,112 @@ START_TEST(usage_is_in_events_summed_on_the_task_shown_and_counted)
 }
 END_TEST
 
+/* Where cgroup v2 is mounted, if this test may make a cgroup there (root, usually). */
+static bool writable_cgroup2(char *buf, size_t size)
+{
+        char line[4096], mnt[1024];
+        FILE *f = fopen("/proc/self/mountinfo", "r");
+        bool found = false;
+
+        if (f == NULL)
+                return false;
+        while (!found && fgets(line, sizeof(line), f) != NULL) {
+                const char *sep = strstr(line, " - ");
+                if (sep != NULL && strncmp(sep, " - cgroup2 ", 11) == 0 &&
+                    sscanf(line, "%*s %*s %*s %*s %1023s", mnt) == 1 && access(mnt, W_OK) == 0) {
+                        snprintf(buf, size, "%s", mnt);
+                        found = true;
+                }
+        }
+        fclose(f);
+        return found;
+}
+
+/* Removes the test's cgroup directory and what chimerad left in it (empty cgroups only). */
+static void remove_cgroup(const char *dir)
+{
+        char cmd[2600];
+
+        /* rmdir, never rm: a cgroup directory goes with rmdir once it is empty. */
+        snprintf(cmd, sizeof(cmd),
+                 "find '%s' -depth -type d -exec rmdir {} \\; 2>/dev/null; test ! -e '%s'", dir,
+                 dir);
+        ck_assert_msg(system(cmd) == 0, "cannot remove %s", dir);
+}
+
+/* Whether pid is listed in dir/cgroup.procs. */
+static bool in_cgroup(const char *dir, pid_t pid)
+{
+        char path[1300], text[4096], want[32];
+
+        /* One pid a line: look for "\nPID\n" in "\n" + the file. */
+        text[0] = '\n';
+        snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+        h_read_file(path, text + 1, sizeof(text) - 1);
+        snprintf(want, sizeof(want), "\n%d\n", (int)pid);
+        return strstr(text, want) != NULL;
+}
+
+/*
+ * With a delegated cgroup (here: one the test makes and starts chimerad
+ * in), chimerad builds its sub-tree, each worker runs in its own leaf and
+ * its agents in another, and the end of a run empties the agent leaf: a
+ * process that left the agent's process group (setsid) dies too, which
+ * killing the group alone would miss.
+ */
+START_TEST(delegated_cgroup_holds_agents_and_ends_what_escaped_their_group)
+{
+        char mount[1024], dir[1200], leaf[1300], log[2048], agents[800], trace[64], env[128];
+        static char text[1 << 16];
+        pid_t sup, workers[POOL];
+
+        if (!writable_cgroup2(mount, sizeof(mount))) {
+                fprintf(stderr, "test_limits: no writable cgroup v2 mount; skipping the "
+                                "delegated cgroup test\n");
+                return;
+        }
+        snprintf(dir, sizeof(dir), "%s/chimera-test-%d", mount, (int)getpid());
+        ck_assert_msg(mkdir(dir, 0755) == 0, "mkdir %s", dir);
+        snprintf(agents, sizeof(agents), "\"escape\": {\"argv\": [\"%s\"]}",
+                 script("escape", "cat > /dev/null\nsetsid sleep 876501 < /dev/null > /dev/null "
+                                  "2>&1 &\necho '{}'"));
+        limits_config(agents, "escape", "60s", NULL);
+        sup = h_start_chimerad_in_cgroup(H.config, "chimerad", dir);
+        workers_of(sup, workers);
+        snprintf(log, sizeof(log), "%s/chimerad.log", H.dir);
+        h_read_file(log, text, sizeof(text));
+        ck_assert_msg(strstr(text, "agents run in cgroup leaves under ") != NULL, "%s", text);
+        snprintf(leaf, sizeof(leaf), "%s/supervisor", dir);
+        ck_assert(in_cgroup(leaf, sup));
+        for (int i = 0; i < POOL; i++) {
+                bool found = false;
+                for (int slot = 0; slot < POOL && !found; slot++) {
+                        snprintf(leaf, sizeof(leaf), "%s/worker-%d/worker", dir, slot);
+                        found = in_cgroup(leaf, workers[i]);
+                }
+                ck_assert_msg(found, "worker %d is in no worker leaf", (int)workers[i]);
+        }
+
+        submit("escape", 1, 1);
+        ck_assert(
+            h_wait_int("SELECT count(*) FROM chimera.tasks WHERE status = 'succeeded'", 1, 30000));
+        h_text("SELECT trace_id::text FROM chimera.tasks", trace, sizeof(trace));
+        snprintf(env, sizeof(env), "CHIMERA_TRACE_ID=%s", trace);
+        for (int i = 0; i < 250 && h_count_procs_with_env(env, "sleep 876501") > 0; i++)
+                usleep(20000);
+        ck_assert_int_eq(h_count_procs_with_env(env, "sleep 876501"), 0);
+        ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.task_events WHERE kind = "
+                               "'phase_finished' AND detail->'usage' ? 'cpu_user_ms'"),
+                         1);
+
+        /* At exit chimerad takes its worker sub-trees down. */
+        ck_assert_int_eq(h_signal_and_wait(sup, SIGTERM, 30000), 0);
+        snprintf(leaf, sizeof(leaf), "%s/worker-0", dir);
+        ck_assert_int_ne(access(leaf, F_OK), 0);
+        remove_cgroup(dir);
+}
+END_TEST
+
 Suite *limits_suite(void)
 {
         Suite *s = suite_create("limits");
@@ -546,6 +652,7 @@ Suite *limits_suite(void)
         tcase_add_test(tc, fork_bomb_is_held_to_the_process_limit);
         tcase_add_test(tc, agent_ignoring_sigterm_is_killed_with_sigkill_at_its_timeout);
         tcase_add_test(tc, usage_is_in_events_summed_on_the_task_shown_and_counted);
+        tcase_add_test(tc, delegated_cgroup_holds_agents_and_ends_what_escaped_their_group);
         suite_add_tcase(s, tc);
         return s;
 }
