@@ -261,10 +261,12 @@ START_TEST(endless_stdout_is_cut_off_at_the_output_limit)
         ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.tasks WHERE workflow = 'quick' AND "
                                "status = 'succeeded'"),
                          10);
-        /* The worker kept no more than the bound (the default 1MB) of it. */
+        /* The workers kept no more than the bound (the default 1MB) of it: far
+         * below what an unbounded read of /dev/zero would reach (with room for
+         * the sanitizer build's own overhead). */
         for (int i = 0; i < POOL; i++) {
                 long kb = peak_rss_kb(before[i]);
-                ck_assert_msg(kb > 0 && kb < 32 * 1024, "worker %d peaked at %ld KB",
+                ck_assert_msg(kb > 0 && kb < 128 * 1024, "worker %d peaked at %ld KB",
                               (int)before[i], kb);
         }
         assert_same_workers(sup, before);
