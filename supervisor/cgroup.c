@@ -17,8 +17,9 @@
  * the leaf when a worker dies under its agent.
  *
  * "Delegated" means: cgroup v2 (the unified hierarchy, or its mount on a
- * hybrid system), not the root cgroup, and D's cgroup.procs and
- * cgroup.subtree_control writable by us.  Anything else, or a failure
+ * hybrid system), not the root cgroup, D's cgroup.procs and
+ * cgroup.subtree_control writable by us, and chimerad alone in D (as the
+ * main process of a Delegate=yes service is when it starts).  Anything else, or a failure
  * while building, means no sub-tree: one log line says so and agents get
  * rlimits only.  A root cgroup is never taken: it is the machine's.
  */
@@ -122,6 +123,26 @@ static int own_path(char *buf, size_t size)
         return rc;
 }
 
+/* Whether chimerad is the only process in dir (its cgroup.procs). */
+static bool alone_in(const char *dir)
+{
+        char procs[4096], *end;
+        long pid;
+
+        if (read_file(dir, "cgroup.procs", procs, sizeof(procs)) < 0)
+                return false;
+        for (const char *p = procs; *p != '\0'; p = end) {
+                pid = strtol(p, &end, 10);
+                if (end == p)
+                        break;
+                if (pid != (long)getpid())
+                        return false;
+                while (*end == '\n')
+                        end++;
+        }
+        return true;
+}
+
 /*
  * Finds our delegated cgroup into cg->dir.  Returns 0, or -1 with why in
  * buf, for the log line.
@@ -145,6 +166,12 @@ static int find_delegated(struct cgroup *cg, char *why, size_t whysz)
         snprintf(file, sizeof(file), "%s/cgroup.subtree_control", cg->dir);
         if (access(cg->dir, W_OK) < 0 || access(file, W_OK) < 0) {
                 snprintf(why, whysz, "%s is not delegated to chimerad (no Delegate=yes?)", cg->dir);
+                return -1;
+        }
+        /* A cgroup shared with others (a login session's, a shell's) is not ours to
+         * divide, even where we may write it. */
+        if (!alone_in(cg->dir)) {
+                snprintf(why, whysz, "%s holds other processes too", cg->dir);
                 return -1;
         }
         return 0;

@@ -16,7 +16,8 @@ struct config;
 
 /*
  * Builds the sub-tree for pool_size slots and moves chimerad into its
- * "supervisor" leaf.  Returns it (free with cgroup_free()), or NULL when
+ * "supervisor" leaf, when chimerad runs alone in a cgroup v2 it may write
+ * (not the root cgroup).  Returns it (free with cgroup_free()), or NULL when
  * chimerad has no delegated cgroup v2 or cannot use it; either way it logs
  * once which limits agents will get.
  */

@@ -184,7 +184,8 @@ END_TEST
 
 START_TEST(cpu_spinner_is_killed_at_its_cpu_limit)
 {
-        char err[1024], sig[32];
+        static char text[1 << 16];
+        char err[1024], sig[32], log[400];
         pid_t sup, before[POOL];
         char agents[1200];
 
@@ -197,10 +198,15 @@ START_TEST(cpu_spinner_is_killed_at_its_cpu_limit)
         limits_config(agents, "spin stubborn", "60s", NULL);
         sup = h_start_chimerad(H.config, "chimerad");
         workers_of(sup, before);
+        snprintf(log, sizeof(log), "%s/chimerad.log", H.dir);
         submit("spin", 1, 3);
         submit("stubborn", 1, 3);
         ck_assert(wait_all_finished(60000));
 
+        h_read_file(log, text, sizeof(text));
+        ck_assert_msg(strstr(text, "agents get rlimits only, no cgroup: ") != NULL ||
+                          strstr(text, "agents run in cgroup leaves under ") != NULL,
+                      "%s", text);
         error_of("spin", err, sizeof(err));
         ck_assert_msg(strstr(err, "failed: phase run failed: agent spin killed: CPU limit (1s; "
                                   "used ") == err,
@@ -364,6 +370,16 @@ START_TEST(fork_bomb_is_held_to_the_process_limit)
         submit("quick", 20, 1);
         ck_assert(wait_all_finished(60000));
 
+        if (geteuid() == 0) {
+                char log[400];
+                static char text[1 << 16];
+
+                snprintf(log, sizeof(log), "%s/chimerad.log", H.dir);
+                h_read_file(log, text, sizeof(text));
+                ck_assert_msg(strstr(text, "agents.bomb.limits.processes does not hold") != NULL ||
+                                  strstr(text, "pids.max: yes") != NULL,
+                              "%s", text);
+        }
         error_of("bomb", err, sizeof(err));
         ck_assert_msg(strstr(err, "failed: phase run failed: agent bomb exited with status 2: ") ==
                               err &&
