@@ -57,8 +57,10 @@ SQL_SRCS    = $(sort $(wildcard sql/*.sql))
 SUPERVISOR_SRCS = supervisor/chimerad.c supervisor/pool.c supervisor/db.c \
                   supervisor/queue.c supervisor/control.c supervisor/migrate.c \
                   supervisor/breaker.c supervisor/notify.c supervisor/http.c \
+                  supervisor/cgroup.c \
                   $(BUILD)/sql_migrations.c
-WORKER_SRCS = worker/chimera-worker.c worker/runner.c worker/agent.c worker/agent_proto.c
+WORKER_SRCS = worker/chimera-worker.c worker/runner.c worker/agent.c worker/agent_proto.c \
+              worker/confine.c
 CTL_SRCS    = ctl/chimera-ctl.c
 UNIT_SRCS   = tests/unit/check_unit.c tests/unit/check_util.c tests/unit/check_frame.c \
               tests/unit/check_config.c tests/unit/check_workflow.c \
@@ -70,7 +72,8 @@ INTEG_SRCS  = tests/integration/check_integration.c tests/integration/harness.c 
               tests/integration/test_faults.c tests/integration/test_retry.c \
               tests/integration/test_lifecycle.c tests/integration/test_commands.c \
               tests/integration/test_http.c tests/integration/test_systemd.c \
-              tests/integration/test_partition.c tests/integration/test_prefetch.c
+              tests/integration/test_partition.c tests/integration/test_prefetch.c \
+              tests/integration/test_limits.c
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(patsubst $(BUILD)/%,%,$(1)))
 

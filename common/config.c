@@ -77,7 +77,10 @@ struct key_spec {
 #define AGENT(field) offsetof(struct agent_def, field)
 #define LIMIT(field) offsetof(struct agent_limits, field)
 
-/* Agent limits are only validated here (the worker applies them from the JSON). */
+/*
+ * Agent limits are only validated here; the worker reads them from the JSON
+ * (worker/confine.c).  Below 1MB of address space no program even starts.
+ */
 struct agent_limits {
         int64_t memory, cpu_ms, output;
         int files, processes;
@@ -155,7 +158,7 @@ static const struct key_spec agent_keys[] = {
 };
 
 static const struct key_spec limit_keys[] = {
-    SIZE_KEY("memory", LIMIT(memory), 1, INT64_MAX),
+    SIZE_KEY("memory", LIMIT(memory), MB, INT64_MAX),
     DURATION_KEY("cpu", LIMIT(cpu_ms), 1000),
     INT_KEY("files", LIMIT(files), 1, INT_MAX),
     INT_KEY("processes", LIMIT(processes), 1, INT_MAX),
@@ -569,9 +572,17 @@ static int parse_limits(struct cfg_parser *p, json_t *v, const char *path, void 
 {
         struct agent_def *agent = base;
         struct agent_limits scratch;
+        char where[CFG_PATH_MAX];
 
         if (parse_object(p, v, path, limit_keys, &scratch) < 0)
                 return -1;
+        /* RLIMIT_CPU counts whole seconds: "1500ms" would silently mean 2s. */
+        if (json_object_get(v, "cpu") != NULL && scratch.cpu_ms % 1000 != 0) {
+                join_path(where, path, "cpu");
+                return cfg_error(p, where,
+                                 "expected whole seconds (the kernel counts CPU "
+                                 "time in seconds), such as \"2s\"");
+        }
         agent->limits = json_incref(v);
         return 0;
 }

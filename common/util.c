@@ -166,3 +166,24 @@ void util_format_ms(int64_t ms, char *buf, size_t size)
         else
                 snprintf(buf, size, "%lldh", (long long)(ms / 3600000));
 }
+
+void util_format_size(int64_t bytes, char *buf, size_t size)
+{
+        static const struct {
+                const char *unit;
+                int64_t factor;
+        } units[] = {{"GB", 1024LL * 1024 * 1024}, {"MB", 1024 * 1024}, {"KB", 1024}};
+
+        for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+                if (bytes < units[i].factor)
+                        continue;
+                if (bytes % units[i].factor == 0)
+                        snprintf(buf, size, "%lld%s", (long long)(bytes / units[i].factor),
+                                 units[i].unit);
+                else
+                        snprintf(buf, size, "%.1f%s", (double)bytes / (double)units[i].factor,
+                                 units[i].unit);
+                return;
+        }
+        snprintf(buf, size, "%lldB", (long long)bytes);
+}

@@ -28,6 +28,12 @@ int util_parse_size(const char *s, int64_t *bytes) __attribute__((warn_unused_re
 /* Formats milliseconds for messages: "250ms", "1.5s", "90s", "5m", "2h". */
 void util_format_ms(int64_t ms, char *buf, size_t size);
 
+/*
+ * Formats a byte count for messages: "64MB" when a unit divides it, else
+ * one decimal in the largest unit it reaches ("61.3MB", "900B").
+ */
+void util_format_size(int64_t bytes, char *buf, size_t size);
+
 /* Milliseconds on the monotonic clock: for deadlines and durations. */
 int64_t util_now_ms(void);
 

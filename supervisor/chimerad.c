@@ -26,6 +26,7 @@
 #include <event2/event.h>
 
 #include "breaker.h"
+#include "cgroup.h"
 #include "chimerad.h"
 #include "control.h"
 #include "db.h"
@@ -68,6 +69,39 @@ void stats_observe_duration(struct sup_stats *st, int64_t ms)
                         st->duration_buckets[i]++;
         st->duration_count++;
         st->duration_sum_ms += ms;
+}
+
+const char *const STATS_CAUSES[STATS_NCAUSES] = {
+    "exit",         "signal",       "start_failed", "timeout",
+    "output_limit", "memory_limit", "cpu_limit",    "process_limit",
+};
+
+/* A non-negative integer member of obj, else 0: workers' numbers are not trusted. */
+static uint64_t stats_member(json_t *obj, const char *key)
+{
+        json_t *v = json_object_get(obj, key);
+
+        return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v)
+                                                               : 0;
+}
+
+void stats_observe_agent(struct sup_stats *st, json_t *msg, json_t *detail)
+{
+        json_t *usage = json_object_get(msg, "usage"), *end = json_object_get(msg, "end");
+        const char *cause = json_string_value(json_object_get(end, "cause"));
+
+        if (json_is_object(usage))
+                json_object_set(detail, "usage", usage);
+        if (!json_is_object(end))
+                return;
+        json_object_set(detail, "end", end);
+        for (int i = 0; cause != NULL && i < STATS_NCAUSES; i++) {
+                if (strcmp(cause, STATS_CAUSES[i]) == 0)
+                        st->agent_ends[i]++;
+        }
+        st->agent_cpu_user_ms += stats_member(usage, "cpu_user_ms");
+        st->agent_cpu_sys_ms += stats_member(usage, "cpu_sys_ms");
+        st->agent_wall_ms += stats_member(usage, "wall_ms");
 }
 
 const char *supervisor_state_name(enum sup_state state)
@@ -210,6 +244,7 @@ int supervisor_reload(struct supervisor *sv, char *err, size_t errsz)
         db_set_timeout(sv->db, cfg->lease_ms);
         queue_reconfigure(sv->queue);
         pool_reconfigure(&sv->pool);
+        cgroup_check_config(sv->cgroup, cfg);
         config_free(old);
         log_info("configuration reloaded from %s (%zu workflows, %zu agents)", sv->config_path,
                  cfg->nworkflows, cfg->nagents);
@@ -287,6 +322,8 @@ static int run(struct supervisor *sv)
         db_set_timeout(sv->db, sv->cfg->lease_ms);
         sv->queue = queue_new(sv);
         sv->breakers = breakers_new();
+        sv->cgroup = cgroup_setup(sv->cfg->pool_size);
+        cgroup_check_config(sv->cgroup, sv->cfg);
         if (pool_start(&sv->pool, sv) < 0)
                 fatalx("cannot start the worker pool");
         redacted = db_redact(database_conninfo(sv->cfg));
@@ -307,6 +344,7 @@ static void supervisor_free(struct supervisor *sv)
         notify_stop(sv);
         http_free(sv->http);
         pool_free(&sv->pool);
+        cgroup_free(sv->cgroup);
         queue_free(sv->queue);
         breakers_free(sv->breakers);
         db_free(sv->db);

@@ -23,6 +23,7 @@ struct control;
 struct breakers;
 struct notify;
 struct http;
+struct cgroup;
 
 enum sup_state {
         SUP_STARTING, /* waiting for the database and the schema check */
@@ -89,6 +90,10 @@ struct pool {
 #define STATS_NBUCKETS 14
 extern const int64_t STATS_BUCKETS_MS[STATS_NBUCKETS];
 
+/* How agent runs end, as workers name them ("end"."cause"), for the metrics. */
+#define STATS_NCAUSES 8
+extern const char *const STATS_CAUSES[STATS_NCAUSES];
+
 struct sup_stats {
         uint64_t claimed;
         uint64_t succeeded;
@@ -99,10 +104,22 @@ struct sup_stats {
         uint64_t duration_buckets[STATS_NBUCKETS];
         uint64_t duration_count;
         int64_t duration_sum_ms;
+        /* Agent programs' runs, from phase_finished progress frames. */
+        uint64_t agent_cpu_user_ms, agent_cpu_sys_ms, agent_wall_ms;
+        uint64_t agent_ends[STATS_NCAUSES]; /* runs by how they ended */
 };
 
 /* Adds one attempt's duration to the histogram. */
 void stats_observe_duration(struct sup_stats *st, int64_t ms);
+
+/*
+ * Counts one phase's agent run from a "finished" progress frame (msg,
+ * borrowed, from a worker: members of the wrong type or out of range are
+ * ignored) and copies its "usage" and "end" objects into the event's
+ * detail (borrowed, modified).  Built-ins, which have no "end", are not
+ * counted.
+ */
+void stats_observe_agent(struct sup_stats *st, json_t *msg, json_t *detail);
 
 struct supervisor {
         struct event_base *base;
@@ -122,6 +139,7 @@ struct supervisor {
         struct breakers *breakers;
         struct notify *notify; /* owned by notify.c; NULL outside systemd */
         struct http *http;     /* NULL unless http.listen is set */
+        struct cgroup *cgroup; /* the pool's cgroup sub-tree; NULL without delegation */
         struct sup_stats stats;
 
         struct event *sig_term, *sig_int, *sig_hup, *sig_chld;

@@ -442,6 +442,26 @@ static void metrics_tasks(struct evbuffer *b, const struct sup_stats *st)
                             st->duration_count);
 }
 
+static void metrics_agents(struct evbuffer *b, const struct sup_stats *st)
+{
+        metric_family(b, "chimera_agent_cpu_seconds_total", "counter",
+                      "CPU time used by agent programs, by mode.");
+        evbuffer_add_printf(b, "chimera_agent_cpu_seconds_total{mode=\"user\"} %.3f\n",
+                            (double)st->agent_cpu_user_ms / 1000.0);
+        evbuffer_add_printf(b, "chimera_agent_cpu_seconds_total{mode=\"system\"} %.3f\n",
+                            (double)st->agent_cpu_sys_ms / 1000.0);
+        metric_family(b, "chimera_agent_wall_seconds_total", "counter",
+                      "Time agent programs ran, from start to exit.");
+        evbuffer_add_printf(b, "chimera_agent_wall_seconds_total %.3f\n",
+                            (double)st->agent_wall_ms / 1000.0);
+        metric_family(b, "chimera_agent_runs_total", "counter",
+                      "Agent program runs, by how they ended (exit: by itself, with any "
+                      "status; signal: a crash; the others: killed or failed at a limit).");
+        for (int i = 0; i < STATS_NCAUSES; i++)
+                evbuffer_add_printf(b, "chimera_agent_runs_total{cause=\"%s\"} %" PRIu64 "\n",
+                                    STATS_CAUSES[i], st->agent_ends[i]);
+}
+
 static void metrics_breakers(struct evbuffer *b, const struct breakers *breakers)
 {
         json_t *list = breakers_status_json(breakers), *k;
@@ -497,6 +517,7 @@ static void metrics_reply(struct http_req *hr, const json_t *counts)
                    "1 while the database connection is up, else 0.", db_is_up(sv->db) ? 1 : 0);
         metrics_pool(b, sv);
         metrics_tasks(b, &sv->stats);
+        metrics_agents(b, &sv->stats);
         metrics_queue(b, counts);
         metrics_breakers(b, sv->breakers);
         len = evbuffer_get_length(b);

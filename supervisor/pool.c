@@ -32,6 +32,7 @@
 #include <event2/buffer.h>
 
 #include "breaker.h"
+#include "cgroup.h"
 #include "chimerad.h"
 #include "frame.h"
 #include "log.h"
@@ -171,6 +172,7 @@ static void on_progress(struct worker *w, json_t *msg)
                            json_object_get(msg, "outcome"), "next", json_object_get(msg, "next"),
                            "duration_ms", json_object_get(msg, "duration_ms"), "error",
                            json_object_get(msg, "error"), "stderr", json_object_get(msg, "stderr"));
+        stats_observe_agent(&w->pool->sv->stats, msg, detail);
         queue_phase(q, w->task, "phase_finished", phase, detail,
                     json_incref(json_object_get(msg, "state")));
 }
@@ -491,6 +493,7 @@ static int worker_spawn(struct worker *w)
         }
         if (pid == 0) {
                 close(sp[0]);
+                cgroup_enter_worker(pool->sv->cgroup, w->slot);
                 exec_worker(pool, sp[1]);
         }
         close(sp[1]);
@@ -593,6 +596,7 @@ static void worker_reaped(struct worker *w, int status)
                  * the id cannot have been reused by then. */
                 if (t->agent_pgid > 1)
                         kill(-t->agent_pgid, SIGKILL);
+                cgroup_kill_agent(sv->cgroup, w->slot);
                 snprintf(err, sizeof(err), "worker %d %s%s%s%s%s", (int)w->pid, how,
                          w->kill_reason ? " after it " : "", w->kill_reason ? w->kill_reason : "",
                          t->phase ? " during phase " : "", t->phase ? t->phase : "");
@@ -816,6 +820,7 @@ int pool_cancel_task(struct pool *pool, int64_t task_id)
                 /* The agent has a process group of its own and would outlive the worker. */
                 if (t->agent_pgid > 1)
                         kill(-t->agent_pgid, SIGKILL);
+                cgroup_kill_agent(sv->cgroup, w->slot);
                 queue_finish(sv->queue, t, "cancelled", NULL, NULL, NULL);
                 evtimer_del(w->timeout_ev);
                 task_free(t);

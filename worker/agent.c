@@ -9,8 +9,10 @@
  * child's exit, and enforces the phase timeout: SIGTERM to the group, then
  * SIGKILL after AGENT_KILL_GRACE_MS.  When the agent exits the rest of its
  * group is killed before it is reaped, so nothing it started outlives the
- * phase (a child that made itself a new session escapes; cgroups are the
- * fix for that).  agent_proto.c decides what the run means.
+ * phase (a child that made itself a new session escapes, unless the worker
+ * has a cgroup leaf for its agents).  confine.c applies the agent's limits
+ * in the child and measures the run; wait4() gives its rusage.
+ * agent_proto.c decides what the run means.
  *
  * Built-in agents run inside the worker, for tests and benchmarks:
  *   builtin:noop   succeeds at once with {}
@@ -29,10 +31,12 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent_proto.h"
+#include "confine.h"
 #include "frame.h"
 #include "log.h"
 #include "util.h"
@@ -54,6 +58,9 @@ struct child {
         char tail[AGENT_STDERR_TAIL + 1];
         size_t taillen;
         int status;
+        struct rusage usage; /* from wait4(): the agent and the children it reaped */
+        int64_t started_ms, exited_ms;
+        struct confine_run limits;
 };
 
 /* Waits ms milliseconds, or exits the worker if the supervisor hangs up. */
@@ -183,8 +190,8 @@ static void move_fd(int fd, int target)
 }
 
 /* In the child: becomes the agent, or reports errno on the status pipe and exits. */
-static void exec_agent(pid_t worker, int in, int out, int err, int status_fd, char **argv,
-                       char **envp, const char *cwd)
+static void exec_agent(const struct child *c, pid_t worker, int in, int out, int err, int status_fd,
+                       char **argv, char **envp, const char *cwd)
 {
         int e;
 
@@ -199,6 +206,7 @@ static void exec_agent(pid_t worker, int in, int out, int err, int status_fd, ch
         move_fd(err, 2);
         /* Nothing of the worker's may reach the agent, whatever forgot CLOEXEC. */
         close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+        confine_enter_child(&c->limits);
         if (cwd != NULL && chdir(cwd) < 0)
                 goto failed;
         execvpe(argv[0], argv, envp);
@@ -223,6 +231,7 @@ static int spawn(struct child *c, char **argv, char **envp, const char *cwd)
                 return errno; /* the worker is out of fds: it exits after this task */
         pid_t worker = getpid();
 
+        c->started_ms = util_now_ms();
         c->pid = fork();
         if (c->pid < 0) {
                 e = errno;
@@ -231,7 +240,7 @@ static int spawn(struct child *c, char **argv, char **envp, const char *cwd)
                 return e;
         }
         if (c->pid == 0)
-                exec_agent(worker, in[0], out[1], err[1], st[1], argv, envp, cwd);
+                exec_agent(c, worker, in[0], out[1], err[1], st[1], argv, envp, cwd);
         setpgid(c->pid, c->pid); /* also here, so that the group exists before we signal it */
         close(in[0]), close(out[1]), close(err[1]), close(st[1]);
         c->in = in[1];
@@ -327,16 +336,22 @@ static bool child_exited(struct child *c)
                si.si_pid == c->pid;
 }
 
-/* Kills what is left of the agent's group, then reaps the agent. */
+/*
+ * Kills what is left of the agent's group, reaps the agent with its
+ * rusage, then empties its cgroup leaf (which holds even what left the
+ * group).
+ */
 static void finish_child(struct child *c)
 {
+        c->exited_ms = util_now_ms();
         if (c->out >= 0)
                 read_stdout(c);
         if (c->err >= 0)
                 read_stderr(c);
         kill(-c->pid, SIGKILL);
-        while (waitpid(c->pid, &c->status, 0) < 0 && errno == EINTR)
+        while (wait4(c->pid, &c->status, 0, &c->usage) < 0 && errno == EINTR)
                 ;
+        confine_finish(&c->limits);
         close_fd(&c->in), close_fd(&c->out), close_fd(&c->err), close_fd(&c->pidfd);
 }
 
@@ -409,12 +424,9 @@ static void run_program(const struct wf_phase *phase, json_t *def, json_t *reque
         struct child c = {.in = -1, .out = -1, .err = -1, .pidfd = -1};
         struct agent_exit x = {.agent = phase->agent, .timeout_ms = phase->timeout_ms};
         char **argv = build_argv(def), **envp = build_env(def, request);
-        int64_t max = AGENT_DEFAULT_MAX_OUTPUT;
-        json_t *limit = json_object_get(json_object_get(def, "limits"), "output");
 
-        if (json_is_string(limit) && util_parse_size(json_string_value(limit), &max) < 0)
-                max = AGENT_DEFAULT_MAX_OUTPUT;
-        c.max = (size_t)max;
+        confine_prepare(&c.limits, json_object_get(def, "limits"));
+        c.max = c.limits.lim.output > 0 ? (size_t)c.limits.lim.output : AGENT_DEFAULT_MAX_OUTPUT;
         c.req = json_dumps(request, JSON_COMPACT);
         if (c.req == NULL)
                 fatalx("%s: cannot encode the agent request", __func__);
@@ -424,7 +436,10 @@ static void run_program(const struct wf_phase *phase, json_t *def, json_t *reque
                 announce_pgid(ctl_fd, request, phase, c.pid);
                 supervise(&c, ctl_fd, phase->timeout_ms, &x.timed_out);
                 finish_child(&c);
+                confine_collect(&c.limits, &c.usage, &x);
+                x.usage.wall_ms = c.exited_ms - c.started_ms;
         }
+        x.limits = c.limits.lim;
         x.wait_status = c.status;
         x.overflow = c.overflow;
         x.max_output = c.max;
@@ -442,12 +457,20 @@ static void run_program(const struct wf_phase *phase, json_t *def, json_t *reque
 void agent_run(const struct wf_phase *phase, json_t *def, json_t *request, int ctl_fd,
                struct agent_result *out)
 {
+        int64_t t0 = util_now_ms();
+
         out->result = NULL;
         out->error[0] = '\0';
         out->fault = false;
         out->stderr_tail[0] = '\0';
+        out->cause = CAUSE_NONE;
+        out->exit_status = -1;
+        out->signal = 0;
+        out->oom_killed = false;
+        out->usage = (struct agent_usage){0};
         if (workflow_agent_is_builtin(phase->agent)) {
                 run_builtin(phase->agent, request, ctl_fd, out);
+                out->usage.wall_ms = util_now_ms() - t0;
                 return;
         }
         if (!json_is_array(json_object_get(def, "argv")) ||

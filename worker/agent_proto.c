@@ -85,29 +85,161 @@ static void interpret_answer(const struct agent_exit *x, struct agent_result *ou
                     st ? st : "(not a string)");
 }
 
+void agent_limits_parse(json_t *limits, struct run_limits *out)
+{
+        json_t *v;
+
+        *out = (struct run_limits){0};
+        if (!json_is_object(limits))
+                return;
+        v = json_object_get(limits, "memory");
+        if (json_is_string(v) && util_parse_size(json_string_value(v), &out->memory) < 0)
+                out->memory = 0;
+        v = json_object_get(limits, "cpu");
+        if (json_is_string(v) && util_parse_duration(json_string_value(v), &out->cpu_ms) < 0)
+                out->cpu_ms = 0;
+        v = json_object_get(limits, "output");
+        if (json_is_string(v) && util_parse_size(json_string_value(v), &out->output) < 0)
+                out->output = 0;
+        v = json_object_get(limits, "files");
+        if (json_is_integer(v) && json_integer_value(v) > 0)
+                out->files = json_integer_value(v);
+        v = json_object_get(limits, "processes");
+        if (json_is_integer(v) && json_integer_value(v) > 0)
+                out->processes = json_integer_value(v);
+}
+
+enum agent_cause agent_cause_of(const struct agent_exit *x)
+{
+        int sig = WIFSIGNALED(x->wait_status) ? WTERMSIG(x->wait_status) : 0;
+        int code = WIFEXITED(x->wait_status) ? WEXITSTATUS(x->wait_status) : -1;
+        bool failed = sig != 0 || (code != 0 && code != AGENT_EXIT_TRANSIENT);
+        int64_t cpu_ms = x->usage.cpu_user_ms + x->usage.cpu_sys_ms;
+
+        if (x->exec_errno != 0)
+                return CAUSE_START_FAILED;
+        if (x->timed_out)
+                return CAUSE_TIMEOUT;
+        if (x->overflow)
+                return CAUSE_OUTPUT_LIMIT;
+        if (x->oom_killed)
+                return CAUSE_MEMORY_LIMIT;
+        /* SIGXCPU at the soft limit; SIGKILL at the hard one, a second later, when
+         * the agent caught or ignored SIGXCPU.  Nothing else of ours sends SIGKILL
+         * without setting timed_out or overflow. */
+        if (x->limits.cpu_ms > 0 &&
+            (sig == SIGXCPU || (sig == SIGKILL && cpu_ms >= x->limits.cpu_ms)))
+                return CAUSE_CPU_LIMIT;
+        /* RLIMIT_AS makes allocations fail; what the program does then (exit 1,
+         * abort, a segfault on NULL) is its own, so the resident peak decides. */
+        if (x->limits.memory > 0 && failed && x->usage.max_rss_kb * 1024 >= x->limits.memory / 2)
+                return CAUSE_MEMORY_LIMIT;
+        if (x->fork_refused && failed)
+                return CAUSE_PROCESS_LIMIT;
+        return sig != 0 ? CAUSE_SIGNAL : CAUSE_EXIT;
+}
+
+const char *agent_cause_name(enum agent_cause cause)
+{
+        static const char *const names[] = {
+            [CAUSE_NONE] = "builtin",
+            [CAUSE_EXIT] = "exit",
+            [CAUSE_SIGNAL] = "signal",
+            [CAUSE_START_FAILED] = "start_failed",
+            [CAUSE_TIMEOUT] = "timeout",
+            [CAUSE_OUTPUT_LIMIT] = "output_limit",
+            [CAUSE_MEMORY_LIMIT] = "memory_limit",
+            [CAUSE_CPU_LIMIT] = "cpu_limit",
+            [CAUSE_PROCESS_LIMIT] = "process_limit",
+        };
+
+        if ((size_t)cause >= sizeof(names) / sizeof(names[0]) || names[cause] == NULL)
+                return "unknown";
+        return names[cause];
+}
+
+/* "exited with status 1", "signal SIGSEGV": how the process itself ended. */
+static void describe_end(const struct agent_exit *x, char *buf, size_t size)
+{
+        if (WIFSIGNALED(x->wait_status)) {
+                const char *abbrev = sigabbrev_np(WTERMSIG(x->wait_status));
+                if (abbrev != NULL)
+                        snprintf(buf, size, "signal SIG%s", abbrev);
+                else
+                        snprintf(buf, size, "signal %d", WTERMSIG(x->wait_status));
+        } else {
+                snprintf(buf, size, "exited with status %d", WEXITSTATUS(x->wait_status));
+        }
+}
+
+/* The phase outcome of a run that a limit ended (memory, CPU, processes). */
+static void interpret_limit(const struct agent_exit *x, enum agent_cause cause,
+                            struct agent_result *out)
+{
+        char end[64], lim[32], used[32];
+
+        describe_end(x, end, sizeof(end));
+        if (cause == CAUSE_MEMORY_LIMIT) {
+                util_format_size(x->limits.memory, lim, sizeof(lim));
+                util_format_size(x->usage.max_rss_kb * 1024, used, sizeof(used));
+                set(out, AGENT_FAILURE, "agent %s killed: memory limit (%s; peak RSS %s; %s)",
+                    x->agent, lim, used, x->oom_killed ? "OOM kill" : end);
+        } else if (cause == CAUSE_CPU_LIMIT) {
+                util_format_ms(x->limits.cpu_ms, lim, sizeof(lim));
+                util_format_ms(x->usage.cpu_user_ms + x->usage.cpu_sys_ms, used, sizeof(used));
+                set(out, AGENT_FAILURE, "agent %s killed: CPU limit (%s; used %s; %s)", x->agent,
+                    lim, used, end);
+        } else {
+                set(out, AGENT_FAILURE, "agent %s failed at its process limit (%lld): %s", x->agent,
+                    (long long)x->limits.processes, end);
+        }
+}
+
+/* The exit, signal and usage of a run that happened, for the result. */
+static void record_end(const struct agent_exit *x, enum agent_cause cause, struct agent_result *out)
+{
+        out->cause = cause;
+        out->usage = x->usage;
+        out->oom_killed = x->oom_killed;
+        out->exit_status = -1;
+        out->signal = 0;
+        if (cause == CAUSE_START_FAILED)
+                return;
+        if (WIFSIGNALED(x->wait_status))
+                out->signal = WTERMSIG(x->wait_status);
+        else
+                out->exit_status = WEXITSTATUS(x->wait_status);
+}
+
 void agent_interpret(const struct agent_exit *x, struct agent_result *out)
 {
+        enum agent_cause cause = agent_cause_of(x);
         char line[320], n[32], when[32];
 
         out->result = NULL;
         out->error[0] = '\0';
+        record_end(x, cause, out);
         /* Everything but an answer, good or bad, is the agent's fault. */
-        out->fault = x->exec_errno != 0 || x->timed_out || x->overflow ||
-                     WIFSIGNALED(x->wait_status) ||
-                     WEXITSTATUS(x->wait_status) == AGENT_EXIT_TRANSIENT;
+        out->fault = cause != CAUSE_EXIT || WEXITSTATUS(x->wait_status) == AGENT_EXIT_TRANSIENT;
         last_line(x->err_tail ? x->err_tail : "", line, sizeof(line));
-        if (x->exec_errno != 0) {
+        if (cause == CAUSE_START_FAILED) {
                 set(out, AGENT_FAILURE, "agent %s cannot be started: %s", x->agent,
                     strerror(x->exec_errno));
-        } else if (x->timed_out) {
+        } else if (cause == CAUSE_TIMEOUT) {
                 util_format_ms(x->timeout_ms, when, sizeof(when));
-                set(out, AGENT_TRANSIENT, "agent %s timed out after %s and was killed", x->agent,
-                    when);
-        } else if (x->overflow) {
+                set(out, AGENT_TRANSIENT, "agent %s timed out after %s and was killed%s", x->agent,
+                    when,
+                    WIFSIGNALED(x->wait_status) && WTERMSIG(x->wait_status) == SIGKILL
+                        ? " (with SIGKILL: it outlived SIGTERM)"
+                        : "");
+        } else if (cause == CAUSE_OUTPUT_LIMIT) {
                 snprintf(n, sizeof(n), "%zu", x->max_output);
                 set(out, AGENT_FAILURE, "agent %s printed more than %s bytes on stdout", x->agent,
                     n);
-        } else if (WIFSIGNALED(x->wait_status)) {
+        } else if (cause == CAUSE_MEMORY_LIMIT || cause == CAUSE_CPU_LIMIT ||
+                   cause == CAUSE_PROCESS_LIMIT) {
+                interpret_limit(x, cause, out);
+        } else if (cause == CAUSE_SIGNAL) {
                 snprintf(n, sizeof(n), "%d (%s)", WTERMSIG(x->wait_status),
                          strsignal(WTERMSIG(x->wait_status)));
                 set(out, AGENT_TRANSIENT, "agent %s was killed by signal %s", x->agent, n);
@@ -124,4 +256,61 @@ void agent_interpret(const struct agent_exit *x, struct agent_result *out)
                 size_t len = strlen(out->error);
                 snprintf(out->error + len, sizeof(out->error) - len, ": %s", line);
         }
+}
+
+json_t *agent_usage_json(const struct agent_result *r)
+{
+        if (r->cause == CAUSE_NONE)
+                return json_pack("{s:I}", "wall_ms", (json_int_t)r->usage.wall_ms);
+        return json_pack("{s:I, s:I, s:I, s:I}", "cpu_user_ms", (json_int_t)r->usage.cpu_user_ms,
+                         "cpu_sys_ms", (json_int_t)r->usage.cpu_sys_ms, "max_rss_kb",
+                         (json_int_t)r->usage.max_rss_kb, "wall_ms", (json_int_t)r->usage.wall_ms);
+}
+
+json_t *agent_end_json(const struct agent_result *r)
+{
+        json_t *end;
+        const char *abbrev;
+        char sig[32];
+
+        if (r->cause == CAUSE_NONE)
+                return NULL;
+        end = json_pack("{s:s}", "cause", agent_cause_name(r->cause));
+        if (end == NULL)
+                return NULL;
+        if (r->exit_status >= 0)
+                json_object_set_new(end, "exit", json_integer(r->exit_status));
+        if (r->signal > 0) {
+                abbrev = sigabbrev_np(r->signal);
+                if (abbrev != NULL)
+                        snprintf(sig, sizeof(sig), "SIG%s", abbrev);
+                else
+                        snprintf(sig, sizeof(sig), "%d", r->signal);
+                json_object_set_new(end, "signal", json_string(sig));
+        }
+        if (r->oom_killed)
+                json_object_set_new(end, "oom_kill", json_true());
+        return end;
+}
+
+static json_int_t member(json_t *obj, const char *key)
+{
+        json_t *v = json_object_get(obj, key);
+
+        return json_is_integer(v) ? json_integer_value(v) : 0;
+}
+
+void agent_usage_add(json_t *total, const struct agent_result *r)
+{
+        const struct agent_usage *u = &r->usage;
+        json_int_t rss = member(total, "max_rss_kb");
+
+        json_object_set_new(total, "phases", json_integer(member(total, "phases") + 1));
+        json_object_set_new(total, "cpu_user_ms",
+                            json_integer(member(total, "cpu_user_ms") + u->cpu_user_ms));
+        json_object_set_new(total, "cpu_sys_ms",
+                            json_integer(member(total, "cpu_sys_ms") + u->cpu_sys_ms));
+        json_object_set_new(total, "max_rss_kb",
+                            json_integer(rss > u->max_rss_kb ? rss : u->max_rss_kb));
+        json_object_set_new(total, "wall_ms", json_integer(member(total, "wall_ms") + u->wall_ms));
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "frame.h"
+#include "confine.h"
 #include "log.h"
 #include "util.h"
 #include "worker.h"
@@ -93,6 +94,7 @@ int main(int argc, char **argv)
                 log_warn("fd %d is not open: chimera-worker is started by chimerad", WORKER_FD);
                 return 2;
         }
+        confine_init();
         if (send_heartbeat(max) < 0)
                 return 1;
         for (;;) {

@@ -2,11 +2,17 @@
  * runner.c - walks one task's workflow, phase by phase.
  *
  * The checkpoint ("state") is {"phase": next phase to run, "transitions": n,
- * "results": {phase: result}}.  A task frame with a state resumes at its
- * phase, so a retried attempt does not run again what an earlier attempt
- * finished.  After every phase the runner sends a "finished" progress frame
- * carrying the new checkpoint, which chimerad stores before anything else
- * about the task.
+ * "results": {phase: result}, "usage": {...}}.  A task frame with a state
+ * resumes at its phase, so a retried attempt does not run again what an
+ * earlier attempt finished.  After every phase the runner sends a
+ * "finished" progress frame carrying the phase's usage and end (how its
+ * agent exited) and the new checkpoint, which chimerad stores before
+ * anything else about the task.
+ *
+ * "usage" is the task's running total of what its agents used, over every
+ * phase and attempt that reported (agent_usage_add()): it travels with the
+ * checkpoint, so it needs no column of its own and survives retries.  A
+ * phase whose worker died is not in it: nobody measured it.
  *
  * Frames are collected and written together before anything that takes
  * time (an agent program, builtin:sleep) and at the end of the task, so a
@@ -19,6 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agent_proto.h"
 #include "frame.h"
 #include "log.h"
 #include "util.h"
@@ -159,6 +166,8 @@ static int start_state(struct run *r, char *err, size_t errsz)
                 json_object_set_new(r->state, "results", json_object());
         if (!json_is_integer(json_object_get(r->state, "transitions")))
                 json_object_set_new(r->state, "transitions", json_integer(0));
+        if (!json_is_object(json_object_get(r->state, "usage")))
+                json_object_del(r->state, "usage");
         return 0;
 }
 
@@ -178,15 +187,28 @@ static int send_finished(struct run *r, const struct wf_phase *p, const char *ou
         const char *error = ar->outcome == AGENT_SUCCESS ? NULL : ar->error;
         const char *tail = ar->stderr_tail[0] != '\0' ? ar->stderr_tail : NULL;
         json_t *msg = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:I, s:s*, s:s*, s:s, "
-                                "s:b, s:O}",
+                                "s:b, s:O, s:o, s:o*}",
                                 "type", "progress", "id", r->id, "attempt", r->attempt, "phase",
                                 p->name, "event", "finished", "outcome", outcome, "next", next,
                                 "duration_ms", (json_int_t)ms, "error", error, "stderr", tail,
-                                "agent", p->agent, "fault", ar->fault, "state", r->state);
+                                "agent", p->agent, "fault", ar->fault, "state", r->state, "usage",
+                                agent_usage_json(ar), "end", agent_end_json(ar));
 
         if (msg != NULL && workflow_agent_is_instant(p->agent))
                 json_object_set_new(msg, "started", json_true());
         return send_msg(r, msg);
+}
+
+/* Adds a run's usage to the checkpoint's total, which starts with the first phase. */
+static void add_usage(struct run *r, const struct agent_result *ar)
+{
+        json_t *total = json_object_get(r->state, "usage");
+
+        if (total == NULL) {
+                total = json_object();
+                json_object_set_new(r->state, "usage", total);
+        }
+        agent_usage_add(total, ar);
 }
 
 /* True when chimerad's circuit breaker has paused the agent of phase p. */
@@ -244,6 +266,7 @@ static int run_phases(struct run *r)
                 agent_run(p, json_object_get(json_object_get(r->task, "agents"), p->agent), req,
                           r->fd, &ar);
                 json_decref(req);
+                add_usage(r, &ar);
                 if (ar.outcome == AGENT_TRANSIENT) {
                         /* The checkpoint stays at this phase: the retry runs it again. */
                         snprintf(err, sizeof(err), "phase %s: %s", p->name, ar.error);

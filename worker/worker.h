@@ -26,6 +26,26 @@ enum agent_outcome {
 
 #define AGENT_STDERR_TAIL 2048 /* bytes of an agent's stderr kept for the timeline */
 
+/* Why an agent's run ended (agent_proto.h decides; names in agent_cause_name()). */
+enum agent_cause {
+        CAUSE_NONE,         /* a built-in: no process */
+        CAUSE_EXIT,         /* exited by itself, with any status */
+        CAUSE_SIGNAL,       /* killed by a signal that no limit explains */
+        CAUSE_START_FAILED, /* could not be started */
+        CAUSE_TIMEOUT,      /* killed at the phase timeout */
+        CAUSE_OUTPUT_LIMIT, /* killed for printing too much on stdout */
+        CAUSE_MEMORY_LIMIT,
+        CAUSE_CPU_LIMIT,
+        CAUSE_PROCESS_LIMIT, /* failed after a fork was refused at the process limit */
+};
+
+/* What one run of an agent used. */
+struct agent_usage {
+        int64_t cpu_user_ms, cpu_sys_ms; /* its processes', reaped ones included */
+        int64_t max_rss_kb;              /* the largest resident set among them */
+        int64_t wall_ms;                 /* from spawn to exit */
+};
+
 struct agent_result {
         enum agent_outcome outcome;
         json_t *result; /* owned: the agent's answer, or NULL */
@@ -33,6 +53,13 @@ struct agent_result {
         bool fault; /* the agent misbehaved (crash, timeout, bad output), as opposed to
                        answering that the phase failed: what the circuit breaker counts */
         char stderr_tail[AGENT_STDERR_TAIL + 1];
+        /* How the run ended and what it used: for the timeline, the task's total
+         * and the metrics.  A built-in has CAUSE_NONE and only usage.wall_ms. */
+        enum agent_cause cause;
+        int exit_status; /* the status it exited with, or -1 (killed, never ran) */
+        int signal;      /* the signal that killed it, or 0 */
+        bool oom_killed; /* its cgroup counted an OOM kill */
+        struct agent_usage usage;
 };
 
 /*

@@ -505,12 +505,16 @@ void h_reconnect(int timeout_ms)
         }
 }
 
-pid_t h_start_chimerad_env(const char *config, const char *logname, char *const env[])
+/* Starts chimerad; with cgroup non-NULL, in that cgroup v2 directory. */
+static pid_t start_chimerad(const char *config, const char *logname, char *const env[],
+                            const char *cgroup)
 {
-        char log[400];
+        char log[400], procs[600];
         pid_t pid;
 
         snprintf(log, sizeof(log), "%s/%s.log", H.dir, logname);
+        if (cgroup != NULL)
+                snprintf(procs, sizeof(procs), "%s/cgroup.procs", cgroup);
         pid = fork();
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
@@ -518,6 +522,11 @@ pid_t h_start_chimerad_env(const char *config, const char *logname, char *const 
                 if (fd >= 0) {
                         dup2(fd, 1);
                         dup2(fd, 2);
+                }
+                if (cgroup != NULL) {
+                        FILE *f = fopen(procs, "w");
+                        if (f == NULL || fputs("0", f) < 0 || fclose(f) != 0)
+                                _exit(126);
                 }
                 /* putenv keeps the pointers: they stay valid in this child until exec. */
                 for (size_t i = 0; env != NULL && env[i] != NULL; i++)
@@ -528,4 +537,14 @@ pid_t h_start_chimerad_env(const char *config, const char *logname, char *const 
         ck_assert_int_lt(H.nprocs, H_MAX_PROCS);
         H.procs[H.nprocs++] = pid;
         return pid;
+}
+
+pid_t h_start_chimerad_env(const char *config, const char *logname, char *const env[])
+{
+        return start_chimerad(config, logname, env, NULL);
+}
+
+pid_t h_start_chimerad_in_cgroup(const char *config, const char *logname, const char *cgroup)
+{
+        return start_chimerad(config, logname, NULL, cgroup);
 }

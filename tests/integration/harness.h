@@ -127,4 +127,11 @@ void h_reconnect(int timeout_ms);
  */
 pid_t h_start_chimerad_env(const char *config, const char *logname, char *const env[]);
 
+/*
+ * Starts chimerad -c config like h_start_chimerad, in the cgroup v2
+ * directory cgroup (which the test made and removes): as if it had been
+ * delegated to chimerad.
+ */
+pid_t h_start_chimerad_in_cgroup(const char *config, const char *logname, const char *cgroup);
+
 #endif

@@ -223,7 +223,8 @@ START_TEST(hanging_agent_is_killed_at_its_timeout_with_its_children)
                          "500ms", NULL);
         run_one("{}", 1);
         h_text("SELECT status || ': ' || last_error FROM chimera.tasks", err, sizeof(err));
-        ck_assert_str_eq(err, "dead: phase p: agent a timed out after 500ms and was killed");
+        ck_assert_str_eq(err, "dead: phase p: agent a timed out after 500ms and was killed "
+                              "(with SIGKILL: it outlived SIGTERM)");
         for (int i = 0;
              i < 250 && (processes_with("sleep 98765") > 0 || processes_with("hang-agent") > 0);
              i++)

@@ -275,6 +275,18 @@ START_TEST(agent_limits_are_checked)
                        "test.json: agents.a.limits.memory: expected a size such as \"64MB\"");
         assert_refused("{'agents': {'a': {'argv': ['x'], 'limits': {'files': 0}}}}",
                        "test.json: agents.a.limits.files: expected an integer of at least 1");
+        assert_refused("{'agents': {'a': {'argv': ['x'], 'limits': {'memory': '512KB'}}}}",
+                       "test.json: agents.a.limits.memory: expected a size of at least 1MB");
+        assert_refused("{'agents': {'a': {'argv': ['x'], 'limits': {'cpu': '500ms'}}}}",
+                       "test.json: agents.a.limits.cpu: expected a duration of at least 1s");
+        assert_refused("{'agents': {'a': {'argv': ['x'], 'limits': {'cpu': '1500ms'}}}}",
+                       "test.json: agents.a.limits.cpu: expected whole seconds (the kernel "
+                       "counts CPU time in seconds), such as \"2s\"");
+        assert_refused("{'agents': {'a': {'argv': ['x'], 'limits': {'processes': -1}}}}",
+                       "test.json: agents.a.limits.processes: expected an integer of at "
+                       "least 1");
+        assert_refused("{'agents': {'a': {'argv': ['x'], 'limits': {'output': '0B'}}}}",
+                       "test.json: agents.a.limits.output: expected a size greater than 0");
         assert_refused("{'agents': {'a': {'argv': ['x'], 'limits': {'stack': '8MB'}}}}",
                        "test.json: agents.a.limits.stack: unknown key (known keys: memory, cpu, "
                        "files, processes, output)");

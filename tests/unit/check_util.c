@@ -54,6 +54,23 @@ START_TEST(sizes_use_powers_of_1024)
 }
 END_TEST
 
+START_TEST(sizes_in_messages_read_naturally)
+{
+        char buf[32];
+
+        util_format_size(900, buf, sizeof(buf));
+        ck_assert_str_eq(buf, "900B");
+        util_format_size(64 * 1024 * 1024, buf, sizeof(buf));
+        ck_assert_str_eq(buf, "64MB");
+        util_format_size(62316 * 1024, buf, sizeof(buf));
+        ck_assert_str_eq(buf, "60.9MB");
+        util_format_size(1536, buf, sizeof(buf));
+        ck_assert_str_eq(buf, "1.5KB");
+        util_format_size(2LL * 1024 * 1024 * 1024, buf, sizeof(buf));
+        ck_assert_str_eq(buf, "2GB");
+}
+END_TEST
+
 Suite *util_suite(void)
 {
         Suite *s = suite_create("util");
@@ -62,6 +79,7 @@ Suite *util_suite(void)
         tcase_add_test(tc, durations_with_units_parse_to_milliseconds);
         tcase_add_test(tc, durations_without_unit_or_with_junk_are_refused);
         tcase_add_test(tc, sizes_use_powers_of_1024);
+        tcase_add_test(tc, sizes_in_messages_read_naturally);
         suite_add_tcase(s, tc);
         return s;
 }
