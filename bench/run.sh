@@ -12,7 +12,7 @@
 #   latency  (c) pickup latency: 300 single tasks 20 ms apart into an idle
 #            pool, from INSERT commit to phase start, p50/p95/p99
 #   backlog  (e) drain rate with 10,000 versus 1,000,000 tasks queued, with
-#            the EXPLAIN of the claim query's inner SELECT
+#            the EXPLAIN (ANALYZE) of the claim statement
 #   sql      the plain-SQL ceiling: 8 pgbench clients claiming B rows with
 #            SKIP LOCKED and marking them done, 2 commits a cycle, B=10, 100
 #
@@ -527,33 +527,29 @@ part_latency() {
         done
 }
 
-# The inner SELECT of chimerad's claim statement, taken from supervisor/queue.c
-# (CLAIM_SQL) with its parameters filled in; a copy of today's if that fails.
-claim_select() {
-        q=$(awk '/CLAIM_SQL\[\] =/ { on = 1; next }
-                 on { line = $0; sub(/^[ \t]*"/, "", line); sub(/"[ \t;]*$/, "", line);
-                      printf "%s", line; if ($0 ~ /;[ \t]*$/) exit }' supervisor/queue.c |
-                sed -n 's/.*(\(SELECT id FROM chimera\.tasks.*SKIP LOCKED\)).*/\1/p')
-        q=$(printf '%s' "$q" | sed -e "s/\\\$3::text\[\]/'{default}'::text[]/g" \
-                -e "s/\\\$4::int/$POOL/g" -e 's/  */ /g')
-        case $q in
-        '' | *'$'[0-9]*)
-                say "(could not take it from supervisor/queue.c: using the copy in bench/run.sh)" >&2
-                q="SELECT id FROM chimera.tasks WHERE status = 'queued' AND run_at <= now()
-                   AND queue = ANY('{default}'::text[])
-                   AND queue NOT IN (SELECT name FROM chimera.queues WHERE paused)
-                   ORDER BY priority DESC, run_at, id LIMIT $POOL FOR UPDATE SKIP LOCKED"
-                ;;
-        esac
-        printf '%s' "$q"
+# chimerad's claim statement, taken from supervisor/queue.c (CLAIM_SQL).
+claim_sql() {
+        awk '/CLAIM_SQL\[\] =/ { on = 1; next }
+             on { line = $0; sub(/^[ \t]*"/, "", line); sub(/"[ \t;]*$/, "", line);
+                  printf "%s", line; if ($0 ~ /;[ \t]*$/) exit }' supervisor/queue.c |
+                sed -e 's/\\"/"/g' -e 's/  */ /g'
 }
 
+# EXPLAIN (ANALYZE) of the claim as chimerad runs it: a prepared statement
+# with its parameters (this run's pool size as the LIMIT), in a transaction
+# rolled back, so nothing is claimed.
 explain_claim() { # TITLE
-        say "EXPLAIN (ANALYZE, BUFFERS) of the claim's inner SELECT, $1:"
-        # ANALYZE runs it, FOR UPDATE and all: inside a transaction rolled back.
+        q=$(claim_sql)
+        case $q in
+        'WITH c AS'*) ;;
+        *) die "could not take CLAIM_SQL from supervisor/queue.c" ;;
+        esac
+        say "EXPLAIN (ANALYZE, BUFFERS) of the claim statement, $1:"
         "$PSQL" -X -q -At -v ON_ERROR_STOP=1 -d "$url" <<EOF | sed 's/^/    /'
 BEGIN;
-EXPLAIN (ANALYZE, BUFFERS) $(claim_select);
+PREPARE claim(uuid, bigint, text[], int, text) AS $q;
+EXPLAIN (ANALYZE, BUFFERS) EXECUTE claim('00000000-0000-4000-8000-000000000000', 60000,
+                                         '{default}', $POOL, 'bench');
 ROLLBACK;
 EOF
 }
