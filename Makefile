@@ -59,7 +59,7 @@ SUPERVISOR_SRCS = supervisor/chimerad.c supervisor/pool.c supervisor/db.c \
                   supervisor/breaker.c supervisor/notify.c supervisor/http.c \
                   supervisor/cgroup.c \
                   $(BUILD)/sql_migrations.c
-WORKER_SRCS = worker/chimera-worker.c worker/runner.c worker/agent.c worker/agent_proto.c \
+WORKER_SRCS = worker/chimera-worker.c worker/runner.c worker/outbox.c worker/agent.c worker/agent_proto.c \
               worker/confine.c
 CTL_SRCS    = ctl/chimera-ctl.c
 UNIT_SRCS   = tests/unit/check_unit.c tests/unit/check_util.c tests/unit/check_frame.c \
