@@ -276,6 +276,29 @@ static int run_phases(struct run *r)
         }
 }
 
+/*
+ * The parsed workflow of a task frame.  Tasks of one workflow follow each
+ * other, each frame carrying the same definition: the last one parsed is
+ * kept and used again while name and definition are equal.  Borrowed: valid
+ * until the next call.
+ */
+static struct workflow *cached_workflow(const char *name, json_t *def, char *err, size_t errsz)
+{
+        static struct workflow *wf;
+        static json_t *wf_def;
+        static char *wf_name;
+
+        if (wf != NULL && name != NULL && strcmp(name, wf_name) == 0 && json_equal(def, wf_def))
+                return wf;
+        workflow_free(wf);
+        json_decref(wf_def);
+        free(wf_name);
+        wf = workflow_parse(name, def, "workflow", NULL, NULL, err, errsz);
+        wf_def = wf != NULL ? json_deep_copy(def) : NULL;
+        wf_name = wf != NULL ? util_strdup(name) : NULL;
+        return wf;
+}
+
 int runner_run(int fd, size_t max_frame, json_t *task)
 {
         struct run r = {.fd = fd, .max = max_frame, .task = task};
@@ -284,9 +307,8 @@ int runner_run(int fd, size_t max_frame, json_t *task)
 
         r.id = json_integer_value(json_object_get(task, "id"));
         r.attempt = json_integer_value(json_object_get(task, "attempt"));
-        r.wf = workflow_parse(json_string_value(json_object_get(task, "workflow")),
-                              json_object_get(task, "definition"), "workflow", NULL, NULL, err,
-                              sizeof(err));
+        r.wf = cached_workflow(json_string_value(json_object_get(task, "workflow")),
+                               json_object_get(task, "definition"), err, sizeof(err));
         if (r.wf == NULL) {
                 char msg[1100];
                 snprintf(msg, sizeof(msg), "invalid workflow definition: %s", err);
@@ -300,6 +322,5 @@ int runner_run(int fd, size_t max_frame, json_t *task)
         if (rc == 0 && flush_frames(&r) < 0)
                 rc = -1;
         json_decref(r.state);
-        workflow_free(r.wf);
         return rc;
 }
