@@ -36,6 +36,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "queue.h"
+#include "retention.h"
 #include "util.h"
 
 #define DRAIN_DB_GRACE_MS 5000
@@ -150,7 +151,8 @@ void supervisor_maybe_finish(struct supervisor *sv)
         if (sv->state != SUP_STOPPING)
                 return;
         pool_shutdown(&sv->pool);
-        if (!pool_all_exited(&sv->pool) || !queue_quiet(sv->queue) || !db_is_up(sv->db))
+        if (!pool_all_exited(&sv->pool) || !queue_quiet(sv->queue) ||
+            !retention_quiet(sv->retention) || !db_is_up(sv->db))
                 return;
         if (!sv->deregistered) {
                 sv->deregistered = true;
@@ -244,6 +246,7 @@ int supervisor_reload(struct supervisor *sv, char *err, size_t errsz)
         log_init("chimerad", cfg->log_level, cfg->log_format);
         db_set_timeout(sv->db, cfg->lease_ms);
         queue_reconfigure(sv->queue);
+        retention_reconfigure(sv->retention);
         pool_reconfigure(&sv->pool);
         cgroup_check_config(sv->cgroup, cfg);
         config_free(old);
@@ -272,6 +275,7 @@ static void database_state_cb(bool up, void *arg)
         struct supervisor *sv = arg;
 
         queue_db_state(sv->queue, up);
+        retention_db_state(sv->retention, up);
         supervisor_maybe_finish(sv);
 }
 
@@ -326,6 +330,7 @@ static int run(struct supervisor *sv)
          * leases are lapsing anyway, and the results wait in memory. */
         db_set_timeout(sv->db, sv->cfg->lease_ms);
         sv->queue = queue_new(sv);
+        sv->retention = retention_new(sv);
         sv->breakers = breakers_new();
         sv->cgroup = cgroup_setup(sv->cfg->pool_size);
         cgroup_check_config(sv->cgroup, sv->cfg);
@@ -351,6 +356,7 @@ static void supervisor_free(struct supervisor *sv)
         pool_free(&sv->pool);
         cgroup_free(sv->cgroup);
         queue_free(sv->queue);
+        retention_free(sv->retention);
         breakers_free(sv->breakers);
         db_free(sv->db);
         control_free(sv->control);
