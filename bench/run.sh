@@ -54,6 +54,8 @@
 #                                   under half of it
 #   BENCH_CHURN_SAMPLE_S [2]        seconds between two samples of the sizes
 #   BENCH_CHURN_TIMEOUT [7200]      seconds part churn may take before it fails
+#   BENCH_CHURN_NAPTIME             autovacuum_naptime for part churn ("10s"); default:
+#                                   the server's, 1min
 #
 # Everything it starts (PostgreSQL, chimerad and its workers) is stopped on
 # every way out, by a trap.
@@ -670,6 +672,7 @@ CHURN_RETENTION=${BENCH_CHURN_RETENTION:-5s}
 CHURN_BACKLOG=${BENCH_CHURN_BACKLOG:-10000}
 CHURN_SAMPLE_S=${BENCH_CHURN_SAMPLE_S:-2}
 CHURN_TIMEOUT=${BENCH_CHURN_TIMEOUT:-7200}
+CHURN_NAPTIME=${BENCH_CHURN_NAPTIME:-}
 
 # One sample as key=value words: elapsed seconds, tasks done, sizes in
 # bytes, rows from pg_stat_user_tables, autovacuum runs, each index's size.
@@ -760,6 +763,11 @@ part_churn() {
 }
 CHURN_EOF
         "$build/chimerad" -c "$churn_cfg" --check-config >/dev/null
+        if [ -n "$CHURN_NAPTIME" ]; then
+                sql "ALTER SYSTEM SET autovacuum_naptime = '$CHURN_NAPTIME'"
+                sql "SELECT pg_reload_conf()" >/dev/null
+                sleep 0.5
+        fi
         say "autovacuum_naptime $(sql "SHOW autovacuum_naptime"); chimera.tasks options:" \
                 "$(sql "SELECT array_to_string(reloptions, ', ') FROM pg_class WHERE oid = 'chimera.tasks'::regclass");" \
                 "chimera.task_events options:" \
@@ -828,6 +836,7 @@ CHURN_EOF
         result churn_tasks "$CHURN_TASKS"
         result churn_retention "$CHURN_RETENTION"
         result churn_backlog "$CHURN_BACKLOG"
+        result churn_autovacuum_naptime "$(sql "SHOW autovacuum_naptime")"
         result churn_wall_s "$(calc "int($wall + 0.5)")"
         result churn_tasks_per_s "$(calc "int($CHURN_TASKS / $wall + 0.5)")"
         for k in tasks_total tasks_heap tasks_indexes events_total events_heap events_indexes total; do
@@ -867,6 +876,10 @@ CHURN_EOF
         done
         say "peak of the total size over the second half: $(get churn_total_peak_second_half_vs_first_pct)% of the first half's"
         reset_db
+        if [ -n "$CHURN_NAPTIME" ]; then
+                sql "ALTER SYSTEM RESET autovacuum_naptime"
+                sql "SELECT pg_reload_conf()" >/dev/null
+        fi
 }
 
 # ---- the run ----
