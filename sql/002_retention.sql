@@ -14,3 +14,12 @@
 -- Events are never updated, so their pages stay full (fillfactor 100).
 
 ALTER TABLE chimera.task_events SET (autovacuum_vacuum_scale_factor = 0.05);
+
+-- Both tables churn: every task updates its row twice and adds a few events,
+-- and retention deletes them all again.  Autovacuum's default cost delay
+-- (2 ms every 200 cost units) makes it sleep through most of a pass, so at a
+-- few thousand tasks a second the dead rows it has not reached yet, not the
+-- live ones, set the tables' size.  Unthrottled, a pass over these tables
+-- (kept small by retention) takes a fraction of a second.
+ALTER TABLE chimera.tasks SET (autovacuum_vacuum_cost_delay = 0);
+ALTER TABLE chimera.task_events SET (autovacuum_vacuum_cost_delay = 0);
