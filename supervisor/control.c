@@ -2,8 +2,9 @@
  * control.c - the control socket server.
  *
  * Each connection is a bufferevent reading lines.  A request is bounded
- * (CONTROL_MAX_LINE) and parsed as JSON; a malformed one gets an error reply,
- * never more.  "status" needs a count from the database, so its reply is
+ * (CONTROL_MAX_LINE) and decoded by control_parse_request() (control_proto.c)
+ * before anything acts on it; a malformed one gets an error reply, never
+ * more.  "status" needs a count from the database, so its reply is
  * written when that query returns; a connection closed meanwhile is only
  * marked closed and freed once no reply is owed to it.  Every other command
  * ("workers", "cancel", "reload", "ping") is answered at once from what
@@ -25,6 +26,7 @@
 #include "breaker.h"
 #include "chimerad.h"
 #include "control.h"
+#include "control_proto.h"
 #include "db.h"
 #include "log.h"
 #include "queue.h"
@@ -179,19 +181,13 @@ static const struct worker *worker_running(const struct pool *pool, json_int_t i
  * "code":"not_held" and our supervisor id, so that chimera-ctl can tell
  * "runs on another host" from "just finished here".
  */
-static void handle_cancel(struct ctl_conn *c, json_t *req)
+static void handle_cancel(struct ctl_conn *c, json_int_t id)
 {
         struct supervisor *sv = c->ctl->sv;
-        json_t *idv = json_object_get(req, "id"), *reply;
         const struct worker *w;
         char msg[128];
-        json_int_t id;
+        json_t *reply;
 
-        if (!json_is_integer(idv) || json_integer_value(idv) <= 0) {
-                conn_error(c, "cancel needs an \"id\", a positive integer");
-                return;
-        }
-        id = json_integer_value(idv);
         w = worker_running(&sv->pool, id);
         if (w == NULL && queue_cancel_ready(sv->queue, id) == 0) {
                 /* Claimed ahead, not started: cancelled before any worker saw it. */
@@ -237,39 +233,34 @@ static void handle_reload(struct ctl_conn *c)
                                 (int)sv->cfg->nagents, "pool_size", sv->cfg->pool_size));
 }
 
+/* Acts on one request line; control_parse_request() has checked it first. */
 static void handle_request(struct ctl_conn *c, const char *line, size_t len)
 {
-        json_error_t jerr;
-        json_t *req = json_loadb(line, len, 0, &jerr);
-        const char *cmd;
+        struct control_request req;
         char msg[256];
 
-        if (!json_is_object(req)) {
-                snprintf(msg, sizeof(msg), "request is not a JSON object%s%s", req ? "" : ": ",
-                         req ? "" : jerr.text);
+        if (control_parse_request(line, len, &req, msg, sizeof(msg)) < 0) {
                 conn_error(c, msg);
-                goto out;
+                return;
         }
-        cmd = json_string_value(json_object_get(req, "cmd"));
-        if (cmd == NULL) {
-                conn_error(c, "request has no \"cmd\" string");
-        } else if (strcmp(cmd, "status") == 0) {
+        switch (req.cmd) {
+        case CONTROL_STATUS:
                 c->owed++;
                 queue_counts(c->ctl->sv->queue, status_counts_cb, c);
-        } else if (strcmp(cmd, "workers") == 0) {
+                break;
+        case CONTROL_WORKERS:
                 handle_workers(c);
-        } else if (strcmp(cmd, "cancel") == 0) {
-                handle_cancel(c, req);
-        } else if (strcmp(cmd, "reload") == 0) {
+                break;
+        case CONTROL_CANCEL:
+                handle_cancel(c, req.id);
+                break;
+        case CONTROL_RELOAD:
                 handle_reload(c);
-        } else if (strcmp(cmd, "ping") == 0) {
+                break;
+        case CONTROL_PING:
                 conn_reply(c, json_pack("{s:b}", "ok", 1));
-        } else {
-                snprintf(msg, sizeof(msg), "unknown command \"%.64s\"", cmd);
-                conn_error(c, msg);
+                break;
         }
-out:
-        json_decref(req);
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)

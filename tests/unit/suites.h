@@ -9,5 +9,6 @@ Suite *frame_suite(void);
 Suite *config_suite(void);
 Suite *workflow_suite(void);
 Suite *agent_proto_suite(void);
+Suite *control_proto_suite(void);
 
 #endif

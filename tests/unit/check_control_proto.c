@@ -1,0 +1,88 @@
+/*
+ * check_control_proto.c - the control socket's request decoder: what
+ * control_parse_request() accepts, and the sentence it answers otherwise.
+ */
+#include <check.h>
+#include <string.h>
+
+#include "control_proto.h"
+#include "suites.h"
+
+static int parse(const char *line, struct control_request *req, char *err, size_t errsz)
+{
+        return control_parse_request(line, strlen(line), req, err, errsz);
+}
+
+START_TEST(every_command_is_recognised)
+{
+        static const struct {
+                const char *line;
+                enum control_cmd cmd;
+        } ok[] = {
+            {"{\"cmd\":\"status\"}", CONTROL_STATUS},
+            {"{\"cmd\":\"workers\"}", CONTROL_WORKERS},
+            {"{\"cmd\":\"reload\"}", CONTROL_RELOAD},
+            {"{\"cmd\":\"ping\", \"extra\": [1, 2]}", CONTROL_PING},
+            {"{\"cmd\":\"cancel\",\"id\":42}", CONTROL_CANCEL},
+        };
+        struct control_request req;
+        char err[256];
+
+        for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+                ck_assert_msg(parse(ok[i].line, &req, err, sizeof(err)) == 0, "%s: %s", ok[i].line,
+                              err);
+                ck_assert_int_eq(req.cmd, ok[i].cmd);
+        }
+        ck_assert_int_eq(req.id, 42);
+}
+END_TEST
+
+START_TEST(a_bad_request_gets_a_sentence)
+{
+        static const struct {
+                const char *line, *why;
+        } bad[] = {
+            {"status", "request is not a JSON object: "},
+            {"[\"status\"]", "request is not a JSON object"},
+            {"{}", "request has no \"cmd\" string"},
+            {"{\"cmd\": 1}", "request has no \"cmd\" string"},
+            {"{\"cmd\":\"launch\"}", "unknown command \"launch\""},
+            {"{\"cmd\":\"cancel\"}", "cancel needs an \"id\", a positive integer"},
+            {"{\"cmd\":\"cancel\",\"id\":0}", "cancel needs an \"id\", a positive integer"},
+            {"{\"cmd\":\"cancel\",\"id\":\"7\"}", "cancel needs an \"id\", a positive integer"},
+        };
+        struct control_request req;
+        char err[256];
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                err[0] = '\0';
+                ck_assert_msg(parse(bad[i].line, &req, err, sizeof(err)) < 0, "accepted %s",
+                              bad[i].line);
+                ck_assert_msg(strncmp(err, bad[i].why, strlen(bad[i].why)) == 0, "%s: got \"%s\"",
+                              bad[i].line, err);
+        }
+}
+END_TEST
+
+START_TEST(the_line_need_not_be_nul_terminated)
+{
+        const char line[] = "{\"cmd\":\"ping\"}garbage";
+        struct control_request req;
+        char err[256];
+
+        ck_assert_int_eq(control_parse_request(line, 14, &req, err, sizeof(err)), 0);
+        ck_assert_int_eq(req.cmd, CONTROL_PING);
+}
+END_TEST
+
+Suite *control_proto_suite(void)
+{
+        Suite *s = suite_create("control_proto");
+        TCase *tc = tcase_create("requests");
+
+        tcase_add_test(tc, every_command_is_recognised);
+        tcase_add_test(tc, a_bad_request_gets_a_sentence);
+        tcase_add_test(tc, the_line_need_not_be_nul_terminated);
+        suite_add_tcase(s, tc);
+        return s;
+}
