@@ -58,7 +58,7 @@ SUPERVISOR_SRCS = supervisor/chimerad.c supervisor/pool.c supervisor/db.c \
                   supervisor/queue.c supervisor/control.c supervisor/control_proto.c \
                   supervisor/migrate.c \
                   supervisor/breaker.c supervisor/notify.c supervisor/http.c \
-                  supervisor/cgroup.c \
+                  supervisor/http_proto.c supervisor/cgroup.c \
                   supervisor/retention.c \
                   $(BUILD)/sql_migrations.c
 WORKER_SRCS = worker/chimera-worker.c worker/runner.c worker/outbox.c worker/agent.c worker/agent_proto.c \
@@ -67,7 +67,8 @@ CTL_SRCS    = ctl/chimera-ctl.c
 UNIT_SRCS   = tests/unit/check_unit.c tests/unit/check_util.c tests/unit/check_frame.c \
               tests/unit/check_config.c tests/unit/check_workflow.c \
               tests/unit/check_agent_proto.c tests/unit/check_control_proto.c \
-              worker/agent_proto.c supervisor/control_proto.c
+              tests/unit/check_http_proto.c \
+              worker/agent_proto.c supervisor/control_proto.c supervisor/http_proto.c
 INTEG_SRCS  = tests/integration/check_integration.c tests/integration/harness.c \
               tests/integration/test_queue.c tests/integration/test_pool.c \
               tests/integration/test_ctl.c tests/integration/test_show.c \

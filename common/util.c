@@ -99,6 +99,17 @@ int util_set_nonblock(int fd)
         return fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 }
 
+int util_utf8_cut(const char *s, size_t max)
+{
+        size_t n = strnlen(s, max);
+
+        /* s[max] exists when strnlen() stopped at max: it is at worst the NUL. */
+        if (n == max)
+                while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+                        n--;
+        return (int)n;
+}
+
 char *util_strdup(const char *s)
 {
         char *p;

@@ -47,6 +47,13 @@ int util_set_nonblock(int fd) __attribute__((warn_unused_result));
  */
 const char *util_json_kind(const json_t *v);
 
+/*
+ * How many bytes of the NUL-terminated UTF-8 text s, at most max, end on a
+ * whole character: the precision for "%.*s", so that a quote cut short
+ * stays valid UTF-8 (JSON needs it).
+ */
+int util_utf8_cut(const char *s, size_t max);
+
 /* strdup that aborts on out-of-memory; NULL in gives NULL out. */
 char *util_strdup(const char *s);
 

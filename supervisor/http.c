@@ -5,7 +5,8 @@
  * Off unless http.listen is set.  GET /health and every error are answered
  * at once; /metrics (for its queue counts), POST /api/tasks and GET
  * /api/tasks/ID are answered from the callback of an asynchronous
- * statement (db.c), so the loop never waits for the database.
+ * statement (db.c), so the loop never waits for the database.  A POST
+ * body is decoded by http_task_parse() (http_proto.c) before anything else.
  *
  * What needs care is the lifetime of a request while its statement runs:
  *
@@ -41,6 +42,7 @@
 #include "chimerad.h"
 #include "db.h"
 #include "http.h"
+#include "http_proto.h"
 #include "log.h"
 #include "queue.h"
 #include "util.h"
@@ -55,22 +57,6 @@
         (EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | \
          EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH)
 
-/*
- * The members of a POST /api/tasks body, in the order of the INSERT's
- * columns and parameters.  Only the members given become columns, so
- * whatever is left out gets the table's own default, as with a plain
- * INSERT from psql.
- */
-enum task_field { F_WORKFLOW, F_PAYLOAD, F_PRIORITY, F_QUEUE, F_RUN_AT, F_MAX_ATTEMPTS, NFIELDS };
-
-static const struct task_field_spec {
-        const char *key;
-        const char *cast; /* of its text parameter */
-} FIELDS[NFIELDS] = {
-    {"workflow", ""}, {"payload", "::jsonb"},      {"priority", "::smallint"},
-    {"queue", ""},    {"run_at", "::timestamptz"}, {"max_attempts", "::integer"},
-};
-
 struct http_req;
 TAILQ_HEAD(http_req_list, http_req);
 
@@ -79,9 +65,9 @@ struct http {
         struct evhttp *evh;
         char *token; /* required as "Authorization: Bearer" on POST, or NULL */
         size_t token_len;
-        /* INSERT statements by the set of fields given (bit i: FIELDS[i]),
+        /* INSERT statements by the set of fields given (bit i: http_task_fields[i]),
          * built when first needed and kept, since db_query() borrows them. */
-        char *insert_sql[1 << NFIELDS];
+        char *insert_sql[1 << HTTP_TASK_NFIELDS];
         struct http_req_list waiting; /* requests with a statement under way */
 };
 
@@ -178,17 +164,6 @@ static void reply_json(struct http_req *hr, int code, json_t *body)
         }
         reply(hr, code, "application/json", text, strlen(text));
         free(text);
-}
-
-/* How many bytes of s, at most max, end on a whole UTF-8 character: for "%.*s". */
-static int utf8_cut(const char *s, size_t max)
-{
-        size_t n = strnlen(s, max);
-
-        if (n == max)
-                while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-                        n--;
-        return (int)n;
 }
 
 static void reply_error(struct http_req *hr, int code, const char *fmt, ...)
@@ -591,120 +566,24 @@ static bool authorized(struct http_req *hr)
 }
 
 /*
- * Checks one member of the body and sets its parameter text (malloc'd) in
- * *param; null is taken as absent.  Returns NULL, or what is wrong.
+ * Reads the body into params (indexed by enum http_task_field; NULL for
+ * absent members).  Returns 0, or -1 after answering 400.
  */
-static const char *task_field(enum task_field f, const json_t *v, char **param)
-{
-        char num[32];
-
-        if (json_is_null(v))
-                return NULL;
-        switch (f) {
-        case F_WORKFLOW:
-        case F_QUEUE:
-                if (!json_is_string(v) || json_string_length(v) == 0)
-                        return "must be a non-empty string";
-                *param = util_strdup(json_string_value(v));
-                return NULL;
-        case F_RUN_AT:
-                if (!json_is_string(v))
-                        return "must be a string: a timestamp such as \"2030-01-01T12:00:00Z\"";
-                *param = util_strdup(json_string_value(v));
-                return NULL;
-        case F_PAYLOAD:
-                if (!json_is_object(v))
-                        return "must be a JSON object";
-                *param = json_dumps(v, JSON_COMPACT);
-                if (*param == NULL)
-                        fatalx("%s: out of memory", __func__);
-                return NULL;
-        case F_PRIORITY:
-                if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 5)
-                        return "must be an integer from 1 to 5";
-                break;
-        case F_MAX_ATTEMPTS:
-                if (!json_is_integer(v))
-                        return "must be an integer";
-                break;
-        case NFIELDS:
-                break;
-        }
-        snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        *param = util_strdup(num);
-        return NULL;
-}
-
-/* What v is, for "must be ..., not X" messages. */
-static const char *describe(const json_t *v, char *buf, size_t size)
-{
-        if (json_is_string(v) && json_string_length(v) == 0)
-                return "an empty string";
-        if (json_is_integer(v)) {
-                snprintf(buf, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-                return buf;
-        }
-        return util_json_kind(v);
-}
-
-static int field_index(const char *key)
-{
-        for (int f = 0; f < NFIELDS; f++)
-                if (strcmp(key, FIELDS[f].key) == 0)
-                        return f;
-        return -1;
-}
-
-/*
- * Reads the body into params (indexed by enum task_field; NULL for absent
- * members).  Returns 0, or -1 after answering 400.
- */
-static int parse_task(struct http_req *hr, char *params[NFIELDS])
+static int parse_task(struct http_req *hr, char *params[HTTP_TASK_NFIELDS])
 {
         struct evbuffer *in = evhttp_request_get_input_buffer(hr->req);
         size_t len = evbuffer_get_length(in);
-        json_error_t jerr;
-        json_t *body, *v;
-        const char *key, *why;
-        char what[32];
-        int f, rc = -1;
+        char err[1024];
 
-        body =
-            json_loadb((const char *)evbuffer_pullup(in, -1), len, JSON_REJECT_DUPLICATES, &jerr);
-        if (body == NULL) {
-                reply_error(hr, 400, "the body is not JSON: %s", len ? jerr.text : "it is empty");
+        if (http_task_parse((const char *)evbuffer_pullup(in, -1), len, params, err, sizeof(err)) <
+            0) {
+                reply_error(hr, 400, "%s", err);
                 return -1;
         }
-        if (!json_is_object(body)) {
-                reply_error(hr, 400, "the body must be a JSON object, not %s",
-                            util_json_kind(body));
-                goto out;
-        }
-        json_object_foreach (body, key, v) {
-                if ((f = field_index(key)) < 0) {
-                        reply_error(hr, 400,
-                                    "unknown member \"%.*s\" (known: workflow, payload, "
-                                    "priority, queue, run_at, max_attempts)",
-                                    utf8_cut(key, 64), key);
-                        goto out;
-                }
-                if ((why = task_field((enum task_field)f, v, &params[f])) != NULL) {
-                        reply_error(hr, 400, "\"%s\" %s, not %s", key, why,
-                                    describe(v, what, sizeof(what)));
-                        goto out;
-                }
-        }
-        if (params[F_WORKFLOW] == NULL) {
-                reply_error(hr, 400, "\"workflow\" is required: the name of a workflow");
-                goto out;
-        }
-        rc = 0;
-out:
-        json_decref(body);
-        return rc;
+        return 0;
 }
 
-/* The INSERT for the fields given (bit i set: FIELDS[i]), kept in h. */
+/* The INSERT for the fields given (bit i set: http_task_fields[i]), kept in h. */
 static const char *insert_sql(struct http *h, unsigned given)
 {
         char cols[256] = "", vals[256] = "";
@@ -713,14 +592,14 @@ static const char *insert_sql(struct http *h, unsigned given)
 
         if (h->insert_sql[given] != NULL)
                 return h->insert_sql[given];
-        for (int f = 0; f < NFIELDS; f++) {
+        for (int f = 0; f < HTTP_TASK_NFIELDS; f++) {
                 if (!(given & (1u << f)))
                         continue;
                 n++;
                 nc += (size_t)snprintf(cols + nc, sizeof(cols) - nc, "%s%s", n > 1 ? ", " : "",
-                                       FIELDS[f].key);
+                                       http_task_fields[f].key);
                 nv += (size_t)snprintf(vals + nv, sizeof(vals) - nv, "%s$%d%s", n > 1 ? ", " : "",
-                                       n, FIELDS[f].cast);
+                                       n, http_task_fields[f].cast);
         }
         if (asprintf(&h->insert_sql[given],
                      "INSERT INTO chimera.tasks AS t (%s) VALUES (%s)"
@@ -767,20 +646,20 @@ static void post_expire(struct http_req *hr)
 
 static void post_task(struct http_req *hr)
 {
-        char *params[NFIELDS] = {NULL}, *given[NFIELDS];
+        char *params[HTTP_TASK_NFIELDS] = {NULL}, *given[HTTP_TASK_NFIELDS];
         unsigned mask = 0;
         int n = 0;
 
         if (!authorized(hr) || parse_task(hr, params) < 0)
                 goto out;
-        if (params[F_MAX_ATTEMPTS] == NULL && hr->h->sv->cfg->retry_max_attempts > 0 &&
-            asprintf(&params[F_MAX_ATTEMPTS], "%d", hr->h->sv->cfg->retry_max_attempts) < 0)
+        if (params[HTTP_TASK_MAX_ATTEMPTS] == NULL && hr->h->sv->cfg->retry_max_attempts > 0 &&
+            asprintf(&params[HTTP_TASK_MAX_ATTEMPTS], "%d", hr->h->sv->cfg->retry_max_attempts) < 0)
                 fatalx("%s: out of memory", __func__);
         if (!db_is_up(hr->h->sv->db)) {
                 reply_db_down(hr);
                 goto out;
         }
-        for (int f = 0; f < NFIELDS; f++) {
+        for (int f = 0; f < HTTP_TASK_NFIELDS; f++) {
                 if (params[f] != NULL) {
                         mask |= 1u << f;
                         given[n++] = params[f];
@@ -790,7 +669,7 @@ static void post_task(struct http_req *hr)
         db_query(hr->h->sv->db, insert_sql(hr->h, mask), n, (const char *const *)given,
                  post_done_cb, hr);
 out:
-        for (int f = 0; f < NFIELDS; f++)
+        for (int f = 0; f < HTTP_TASK_NFIELDS; f++)
                 free(params[f]);
 }
 
@@ -827,7 +706,7 @@ static void get_task(struct http_req *hr)
         /* Digits only; the database refuses what is too large for a bigint. */
         if (len == 0 || len > 19 || strspn(id, "0123456789") != len) {
                 reply_error(hr, 400, "bad task id \"%.*s\": expected a positive integer",
-                            utf8_cut(id, 32), id);
+                            util_utf8_cut(id, 32), id);
                 return;
         }
         if (!db_is_up(hr->h->sv->db)) {

@@ -10,5 +10,6 @@ Suite *config_suite(void);
 Suite *workflow_suite(void);
 Suite *agent_proto_suite(void);
 Suite *control_proto_suite(void);
+Suite *http_proto_suite(void);
 
 #endif
