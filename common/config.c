@@ -786,13 +786,19 @@ struct config *config_load(const char *path, char *err, size_t errsz)
 
 struct config *config_parse_string(const char *text, const char *origin, char *err, size_t errsz)
 {
+        return config_parse_buffer(text, text != NULL ? strlen(text) : 0, origin, err, errsz);
+}
+
+struct config *config_parse_buffer(const char *text, size_t len, const char *origin, char *err,
+                                   size_t errsz)
+{
         if (origin == NULL)
                 origin = "<string>";
         if (text == NULL) {
                 set_error(err, errsz, "%s: no text given", origin);
                 return NULL;
         }
-        return config_from_text(text, strlen(text), origin, err, errsz);
+        return config_from_text(text, len, origin, err, errsz);
 }
 
 static void agent_clear(struct agent_def *agent)

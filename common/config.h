@@ -84,6 +84,14 @@ struct config *config_load(const char *path, char *err, size_t errsz)
 struct config *config_parse_string(const char *text, const char *origin, char *err, size_t errsz)
     __attribute__((warn_unused_result));
 
+/*
+ * Validates len bytes of JSON text (not NUL-terminated; a NUL byte inside
+ * is read as config_load() reads a file holding one).  Same contract as
+ * config_parse_string().
+ */
+struct config *config_parse_buffer(const char *text, size_t len, const char *origin, char *err,
+                                   size_t errsz) __attribute__((warn_unused_result));
+
 void config_free(struct config *cfg);
 
 /* Lookups by name; NULL when absent.  Results are borrowed from cfg. */

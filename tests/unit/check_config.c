@@ -390,6 +390,20 @@ START_TEST(free_and_lookups_accept_null)
 }
 END_TEST
 
+START_TEST(parse_buffer_reads_only_len_bytes)
+{
+        const char text[] = "{\"pool\": {\"size\": 2}}trailing garbage";
+        char why[512];
+        struct config *c = config_parse_buffer(text, 21, NULL, why, sizeof(why));
+
+        ck_assert_msg(c != NULL, "%s", why);
+        ck_assert_int_eq(c->pool_size, 2);
+        config_free(c);
+        ck_assert_ptr_null(config_parse_buffer(text, sizeof(text) - 1, NULL, why, sizeof(why)));
+        ck_assert_msg(strncmp(why, "<string>:1:", 11) == 0, "%s", why);
+}
+END_TEST
+
 Suite *config_suite(void)
 {
         Suite *s = suite_create("config");
@@ -423,6 +437,7 @@ Suite *config_suite(void)
         tcase_add_test(tc, load_reads_a_real_file);
         tcase_add_test(tc, load_errors_name_the_file);
         tcase_add_test(tc, free_and_lookups_accept_null);
+        tcase_add_test(tc, parse_buffer_reads_only_len_bytes);
         suite_add_tcase(s, tc);
         return s;
 }
