@@ -6,6 +6,8 @@
 #   make deps       install the build and test dependencies (apt-get, as root)
 #   make install    install under $(DESTDIR)$(PREFIX), with the systemd unit and man pages
 #   make deb        build a Debian package into build/deb/
+#   make fuzz       install clang if missing, build the libFuzzer targets into
+#                   build-fuzz/ and run each for FUZZ_TIME seconds (default 60)
 #
 # Respects CC, CFLAGS, CPPFLAGS, LDFLAGS, PREFIX and DESTDIR.  WERROR=1 turns
 # warnings into errors (CI does); SANITIZE=1 builds with ASan + UBSan into
@@ -94,7 +96,7 @@ EXAMPLE_AGENTS = examples/agents/e2e-tester examples/agents/coder examples/agent
 PROGRAMS = $(BUILD)/chimerad $(BUILD)/chimera-worker $(BUILD)/chimera-ctl
 
 .PHONY: all check unit integration demo demo-stop deps install deb clean format bench \
-        check-format cppcheck pkgcheck FORCE
+        check-format cppcheck pkgcheck fuzz fuzz-build FORCE
 
 all: pkgcheck $(PROGRAMS)
 
@@ -215,11 +217,70 @@ install: all
 deb:
 	@sh scripts/build-deb.sh build/deb
 
+# Fuzzing (issue 7): one libFuzzer target per input format from outside,
+# in fuzz/, built with clang and ASan + UBSan into build-fuzz/ (linked with
+# the decoder it tests and what that needs, never the event loop or libpq).
+# `make fuzz` runs each for FUZZ_TIME seconds on a scratch copy of its seed
+# corpus fuzz/corpus/TARGET/, so the committed corpus never grows by
+# itself, and fails if any target finds a crash, a leak, undefined
+# behaviour or a broken contract (the input is kept in build-fuzz/artifacts/).
+# `make fuzz FUZZ_TARGETS=config FUZZ_TIME=600` runs one target longer.
+FUZZ_CC       ?= clang
+FUZZ_CFLAGS   ?= -O1 -g
+FUZZ_TIME     ?= 60
+FUZZ_TARGETS  ?= frame config agent_output control http_task
+FUZZ_BUILD     = build-fuzz
+FUZZ_SANFLAGS  = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+                 -fno-omit-frame-pointer
+FUZZ_CPPFLAGS  = -D_GNU_SOURCE -Icommon -Isupervisor -Iworker -Ifuzz $(CPPFLAGS)
+FUZZ_ALL_CFLAGS = -std=c11 $(WARNFLAGS) $(FUZZ_SANFLAGS) -fsanitize=fuzzer-no-link \
+                  $(shell $(PKG_CONFIG) --cflags jansson 2>/dev/null) $(FUZZ_CFLAGS)
+FUZZ_LIBS      = $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null || echo -ljansson)
+
+FUZZ_BASE              = common/util.c common/log.c
+FUZZ_SRCS_frame        = fuzz/fuzz_frame.c common/frame.c common/workflow.c $(FUZZ_BASE)
+FUZZ_SRCS_config       = fuzz/fuzz_config.c common/config.c common/workflow.c $(FUZZ_BASE)
+FUZZ_SRCS_agent_output = fuzz/fuzz_agent_output.c worker/agent_proto.c $(FUZZ_BASE)
+FUZZ_SRCS_control      = fuzz/fuzz_control.c supervisor/control_proto.c
+FUZZ_SRCS_http_task    = fuzz/fuzz_http_task.c supervisor/http_proto.c $(FUZZ_BASE)
+
+fuzzobj = $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(1))
+
+FUZZ_PROGRAMS = $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_TARGETS))
+
+fuzz:
+	@sh scripts/deps.sh fuzz
+	$(MAKE) fuzz-build
+	sh fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TIME) $(FUZZ_TARGETS)
+
+fuzz-build: $(FUZZ_PROGRAMS)
+
+$(FUZZ_BUILD)/fuzz_frame: $(call fuzzobj,$(FUZZ_SRCS_frame))
+	$(FUZZ_CC) $(FUZZ_SANFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ $(FUZZ_LIBS)
+
+$(FUZZ_BUILD)/fuzz_config: $(call fuzzobj,$(FUZZ_SRCS_config))
+	$(FUZZ_CC) $(FUZZ_SANFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ $(FUZZ_LIBS)
+
+$(FUZZ_BUILD)/fuzz_agent_output: $(call fuzzobj,$(FUZZ_SRCS_agent_output))
+	$(FUZZ_CC) $(FUZZ_SANFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ $(FUZZ_LIBS)
+
+$(FUZZ_BUILD)/fuzz_control: $(call fuzzobj,$(FUZZ_SRCS_control))
+	$(FUZZ_CC) $(FUZZ_SANFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ $(FUZZ_LIBS)
+
+$(FUZZ_BUILD)/fuzz_http_task: $(call fuzzobj,$(FUZZ_SRCS_http_task))
+	$(FUZZ_CC) $(FUZZ_SANFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ $(FUZZ_LIBS)
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(shell find $(FUZZ_BUILD) -name '*.d' 2>/dev/null)
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 FORMAT_SRCS = $(wildcard common/*.[ch] supervisor/*.[ch] worker/*.[ch] ctl/*.[ch] \
-                         tests/unit/*.[ch] tests/integration/*.[ch])
+                         tests/unit/*.[ch] tests/integration/*.[ch] fuzz/*.[ch])
 
 format:
 	clang-format -i $(FORMAT_SRCS)
@@ -229,6 +290,6 @@ check-format:
 
 cppcheck:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
-	  --std=c11 -D_GNU_SOURCE --inline-suppr -Icommon -Isupervisor -Iworker \
+	  --std=c11 -D_GNU_SOURCE --inline-suppr -Icommon -Isupervisor -Iworker -Ifuzz \
 	  --include=$$($(PKG_CONFIG) --variable=includedir jansson)/jansson.h \
-	  common supervisor worker ctl
+	  common supervisor worker ctl fuzz

@@ -106,6 +106,12 @@ static json_t *task_fields(const struct log_task *t)
         return o;
 }
 
+/* The format attributes let clang's -Wformat-nonliteral see fmt is checked by the callers. */
+static void log_emit_task(enum log_level level, int errnum, const struct log_task *t,
+                          const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+static void log_emit(enum log_level level, int errnum, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
 static void log_emit_task(enum log_level level, int errnum, const struct log_task *t,
                           const char *fmt, va_list ap)
 {

@@ -1,5 +1,8 @@
 #!/bin/sh
-# deps.sh - install what chimera needs to build and test (`make deps`).
+# deps.sh - install what chimera needs to build and test (`make deps`), or
+# with the argument "fuzz" what the fuzz targets need (`make fuzz`): clang
+# and its libFuzzer runtime, which the Debian package libclang-rt-dev ships
+# (a mere Recommends of clang, so not installed with it here).
 #
 # Asks dpkg which of the Debian packages below are missing and, as root,
 # installs just those; a non-root user is told the exact command instead,
@@ -8,10 +11,23 @@
 # On a system without dpkg it can only check, with pkg-config, and says so.
 set -eu
 
-PACKAGES="libevent-dev libpq-dev libjansson-dev check pkg-config postgresql curl"
+MODE=${1:-build}
 
-# pkg-config modules that stand for the packages on a non-Debian system.
-PC_MODULES="libevent libpq jansson check"
+case $MODE in
+build)
+        PACKAGES="libevent-dev libpq-dev libjansson-dev check pkg-config postgresql curl"
+        # pkg-config modules that stand for the packages on a non-Debian system.
+        PC_MODULES="libevent libpq jansson check"
+        ;;
+fuzz)
+        PACKAGES="clang libclang-rt-dev libjansson-dev pkg-config"
+        PC_MODULES="jansson"
+        ;;
+*)
+        echo "usage: deps.sh [build|fuzz]" >&2
+        exit 2
+        ;;
+esac
 
 missing_debian() {
         missing=""
@@ -53,10 +69,13 @@ check_without_dpkg() {
                 pkg-config --exists "$mod" || missing="$missing $mod"
         done
         # The tests need a PostgreSQL server, which has no .pc file.
-        if ! command -v initdb >/dev/null 2>&1 &&
+        if [ "$MODE" = build ] && ! command -v initdb >/dev/null 2>&1 &&
                 ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 &&
                 ! [ -x "$(pg_config --bindir 2>/dev/null)/initdb" ]; then
                 missing="$missing postgresql-server(initdb)"
+        fi
+        if [ "$MODE" = fuzz ] && ! command -v "${FUZZ_CC:-clang}" >/dev/null 2>&1; then
+                missing="$missing ${FUZZ_CC:-clang}(with libFuzzer)"
         fi
         if [ -n "$missing" ]; then
                 echo "chimera: missing:$missing; install them with your package manager" >&2

@@ -1,0 +1,137 @@
+/*
+ * fuzz_frame.c - libFuzzer target for frame_decode(), the one decode point
+ * of the socketpair protocol, fed what a misbehaving worker (or, for task
+ * frames, a confused supervisor) could send as a frame body.
+ *
+ * Beyond not crashing, a decoded frame must keep frame.h's promise: each
+ * field its type requires is there with the right JSON type, so receivers
+ * read them unchecked.  A task frame then goes where the worker takes it
+ * (workflow_parse() of its definition, workflow_check_payload()), and any
+ * decoded frame must encode and decode again to the same type.  Refusals
+ * must be valid UTF-8: they end up in log lines and last_error.
+ */
+#include <string.h>
+
+#include "frame.h"
+#include "fuzz.h"
+#include "workflow.h"
+
+#define FUZZ_MAX_FRAME (1u << 20)
+
+static void check_string(json_t *msg, const char *key)
+{
+        FUZZ_CHECK(json_is_string(json_object_get(msg, key)), "\"%s\" is not a string", key);
+}
+
+static void check_integer(json_t *msg, const char *key)
+{
+        FUZZ_CHECK(json_is_integer(json_object_get(msg, key)), "\"%s\" is not an integer", key);
+}
+
+static void check_progress(json_t *msg)
+{
+        const char *event;
+
+        check_integer(msg, "id");
+        check_integer(msg, "attempt");
+        check_string(msg, "phase");
+        check_string(msg, "event");
+        event = json_string_value(json_object_get(msg, "event"));
+        if (strcmp(event, "spawned") == 0) {
+                check_integer(msg, "pgid");
+        } else if (strcmp(event, "finished") == 0) {
+                check_string(msg, "outcome");
+                FUZZ_CHECK(json_is_object(json_object_get(msg, "state")), "state");
+        } else {
+                FUZZ_CHECK(strcmp(event, "started") == 0, "event \"%s\" accepted", event);
+        }
+}
+
+/* What chimera-worker does with a task frame before it runs any agent. */
+static void run_task_frame(json_t *msg)
+{
+        char err[1024];
+        struct workflow *wf;
+
+        check_integer(msg, "id");
+        check_integer(msg, "attempt");
+        check_string(msg, "workflow");
+        check_string(msg, "trace_id");
+        FUZZ_CHECK(json_is_object(json_object_get(msg, "definition")), "definition");
+        FUZZ_CHECK(json_is_object(json_object_get(msg, "agents")), "agents");
+        wf = workflow_parse(json_string_value(json_object_get(msg, "workflow")),
+                            json_object_get(msg, "definition"), "workflow", NULL, NULL, err,
+                            sizeof(err));
+        if (wf == NULL) {
+                FUZZ_CHECK(fuzz_is_json_text(err), "workflow error is not UTF-8: %s", err);
+                return;
+        }
+        FUZZ_CHECK(wf->nphases > 0 && wf->initial >= 0 && (size_t)wf->initial < wf->nphases,
+                   "initial %d of %zu phases", wf->initial, wf->nphases);
+        for (size_t i = 0; i < wf->nphases; i++) {
+                const struct wf_phase *p = &wf->phases[i];
+                FUZZ_CHECK(p->on_success < (int)wf->nphases && p->on_failure < (int)wf->nphases,
+                           "edge out of range");
+                FUZZ_CHECK(p->agent != NULL && p->action != NULL, "phase %s", p->name);
+        }
+        if (workflow_check_payload(wf, json_object_get(msg, "payload"), err, sizeof(err)) < 0)
+                FUZZ_CHECK(fuzz_is_json_text(err), "payload error is not UTF-8: %s", err);
+        workflow_free(wf);
+}
+
+static void check_round_trip(const struct frame *f)
+{
+        struct frame again;
+        char err[256];
+        size_t len;
+        char *buf = frame_encode(f->msg, FUZZ_MAX_FRAME * 8, &len, err, sizeof(err));
+
+        FUZZ_CHECK(buf != NULL, "a decoded frame does not encode: %s", err);
+        FUZZ_CHECK(frame_decode(buf + FRAME_HEADER_SIZE, len - FRAME_HEADER_SIZE, &again, err,
+                                sizeof(err)) == 0,
+                   "an encoded frame does not decode: %s", err);
+        FUZZ_CHECK(again.type == f->type, "type %d became %d", f->type, again.type);
+        frame_clear(&again);
+        free(buf);
+}
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
+{
+        struct frame f;
+        char err[256];
+        size_t len;
+
+        /* The header in front of a body, read as the supervisor reads it. */
+        if (size >= FRAME_HEADER_SIZE && frame_header_length(data, FUZZ_MAX_FRAME, &len) == 0)
+                FUZZ_CHECK(len > 0 && len <= FUZZ_MAX_FRAME, "length %zu", len);
+        if (size > FUZZ_MAX_FRAME)
+                return 0;
+        if (frame_decode((const char *)data, size, &f, err, sizeof(err)) < 0) {
+                FUZZ_CHECK(f.msg == NULL, "a refused frame keeps its message");
+                FUZZ_CHECK(fuzz_is_json_text(err), "refusal is not UTF-8: %s", err);
+                return 0;
+        }
+        FUZZ_CHECK(json_is_object(f.msg), "not an object");
+        FUZZ_CHECK(strcmp(frame_type_name(f.type), "unknown") != 0, "type %d", f.type);
+        switch (f.type) {
+        case FRAME_TASK:
+                run_task_frame(f.msg);
+                break;
+        case FRAME_PROGRESS:
+                check_progress(f.msg);
+                break;
+        case FRAME_RESULT:
+                check_integer(f.msg, "id");
+                check_integer(f.msg, "attempt");
+                check_string(f.msg, "status");
+                break;
+        case FRAME_HEARTBEAT:
+                check_integer(f.msg, "pid");
+                break;
+        case FRAME_SHUTDOWN:
+                break;
+        }
+        check_round_trip(&f);
+        frame_clear(&f);
+        return 0;
+}
