@@ -110,6 +110,48 @@ int util_utf8_cut(const char *s, size_t max)
         return (int)n;
 }
 
+/* Length of the valid UTF-8 character at s (1 to 4), or 0 when there is none. */
+static size_t utf8_char_len(const unsigned char *s)
+{
+        size_t len;
+        uint32_t c;
+
+        if (s[0] < 0x80)
+                return 1;
+        if (s[0] >= 0xc2 && s[0] <= 0xdf)
+                len = 2, c = s[0] & 0x1f;
+        else if (s[0] >= 0xe0 && s[0] <= 0xef)
+                len = 3, c = s[0] & 0x0f;
+        else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+                len = 4, c = s[0] & 0x07;
+        else
+                return 0;
+        /* A NUL ends the text before a continuation byte could follow. */
+        for (size_t i = 1; i < len; i++) {
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+                c = (c << 6) | (s[i] & 0x3f);
+        }
+        if ((len == 3 && c < 0x800) || (len == 4 && c < 0x10000) || c > 0x10ffff ||
+            (c >= 0xd800 && c <= 0xdfff))
+                return 0;
+        return len;
+}
+
+void util_utf8_sanitize(char *s)
+{
+        unsigned char *p = (unsigned char *)s;
+
+        while (*p != '\0') {
+                size_t n = utf8_char_len(p);
+
+                if (n == 0)
+                        *p++ = '?';
+                else
+                        p += n;
+        }
+}
+
 char *util_strdup(const char *s)
 {
         char *p;

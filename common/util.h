@@ -54,6 +54,16 @@ const char *util_json_kind(const json_t *v);
  */
 int util_utf8_cut(const char *s, size_t max);
 
+/*
+ * Makes the NUL-terminated text s valid UTF-8 in place, as jansson judges
+ * it: every byte that does not start a whole, shortest-form character
+ * outside the surrogates becomes '?'.  The length stays the same.  For
+ * messages built from bytes we do not control (an agent's stderr, a quote
+ * of bad JSON, a key cut short) before they go into JSON, which refuses
+ * anything else.
+ */
+void util_utf8_sanitize(char *s);
+
 /* strdup that aborts on out-of-memory; NULL in gives NULL out. */
 char *util_strdup(const char *s);
 

@@ -1,6 +1,7 @@
-/* check_util.c - durations and sizes as the config spells them. */
+/* check_util.c - durations and sizes as the config spells them; UTF-8 repairs. */
 #include <check.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "suites.h"
 #include "util.h"
@@ -71,6 +72,47 @@ START_TEST(sizes_in_messages_read_naturally)
 }
 END_TEST
 
+START_TEST(sanitize_keeps_valid_utf8_and_replaces_every_bad_byte)
+{
+        static const struct {
+                const char *in, *out;
+        } cases[] = {
+            {"plain ascii", "plain ascii"},
+            {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+             "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"},
+            {"caf\xe9", "caf?"},          /* Latin-1 */
+            {"cut \xc3", "cut ?"},        /* a character cut short at the end */
+            {"cut \xe2\x82", "cut ??"},   /* ... of three bytes */
+            {"\xa9 tail", "? tail"},      /* a tail starting mid-character */
+            {"\xc0\xaf", "??"},           /* overlong "/" */
+            {"\xe0\x80\xaf", "???"},      /* overlong, three bytes */
+            {"\xed\xa0\x80", "???"},      /* a surrogate */
+            {"\xf4\x90\x80\x80", "????"}, /* past U+10FFFF */
+            {"\xff\xfe", "??"},
+            {"\xc3\xa9\xc3", "\xc3\xa9?"},
+        };
+        char buf[64];
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                strcpy(buf, cases[i].in);
+                util_utf8_sanitize(buf);
+                ck_assert_msg(strcmp(buf, cases[i].out) == 0, "case %zu: got \"%s\"", i, buf);
+        }
+}
+END_TEST
+
+START_TEST(utf8_cut_never_ends_inside_a_character)
+{
+        const char *e_acute = "a\xc3\xa9" /* then */ "b";
+
+        ck_assert_int_eq(util_utf8_cut("abc", 2), 2);
+        ck_assert_int_eq(util_utf8_cut("abc", 10), 3);
+        ck_assert_int_eq(util_utf8_cut(e_acute, 2), 1);
+        ck_assert_int_eq(util_utf8_cut(e_acute, 3), 3);
+        ck_assert_int_eq(util_utf8_cut("\xf0\x9f\x98\x80", 3), 0);
+}
+END_TEST
+
 Suite *util_suite(void)
 {
         Suite *s = suite_create("util");
@@ -80,6 +122,8 @@ Suite *util_suite(void)
         tcase_add_test(tc, durations_without_unit_or_with_junk_are_refused);
         tcase_add_test(tc, sizes_use_powers_of_1024);
         tcase_add_test(tc, sizes_in_messages_read_naturally);
+        tcase_add_test(tc, sanitize_keeps_valid_utf8_and_replaces_every_bad_byte);
+        tcase_add_test(tc, utf8_cut_never_ends_inside_a_character);
         suite_add_tcase(s, tc);
         return s;
 }
