@@ -241,7 +241,7 @@ FUZZ_BASE              = common/util.c common/log.c
 FUZZ_SRCS_frame        = fuzz/fuzz_frame.c common/frame.c common/workflow.c $(FUZZ_BASE)
 FUZZ_SRCS_config       = fuzz/fuzz_config.c common/config.c common/workflow.c $(FUZZ_BASE)
 FUZZ_SRCS_agent_output = fuzz/fuzz_agent_output.c worker/agent_proto.c $(FUZZ_BASE)
-FUZZ_SRCS_control      = fuzz/fuzz_control.c supervisor/control_proto.c
+FUZZ_SRCS_control      = fuzz/fuzz_control.c supervisor/control_proto.c $(FUZZ_BASE)
 FUZZ_SRCS_http_task    = fuzz/fuzz_http_task.c supervisor/http_proto.c $(FUZZ_BASE)
 
 fuzzobj = $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(1))

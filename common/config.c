@@ -171,6 +171,12 @@ static int cfg_error(struct cfg_parser *p, const char *path, const char *fmt, ..
 static void set_error(char *err, size_t errsz, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * Every message is made valid UTF-8, since `chimera-ctl reload` gets it in
+ * a JSON reply: jansson quotes the bytes near a syntax error, and a key
+ * path or a message cut to size may end inside a character.
+ */
+
 /* For messages that come before any key path: the file or the JSON syntax. */
 static void set_error(char *err, size_t errsz, const char *fmt, ...)
 {
@@ -181,6 +187,7 @@ static void set_error(char *err, size_t errsz, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(err, errsz, fmt, ap);
         va_end(ap);
+        util_utf8_sanitize(err);
 }
 
 /* Writes "origin: path: reason" (no path at the top level); returns -1. */
@@ -197,6 +204,7 @@ static int cfg_error(struct cfg_parser *p, const char *path, const char *fmt, ..
                 vsnprintf(p->err + n, p->errsz - (size_t)n, fmt, ap);
                 va_end(ap);
         }
+        util_utf8_sanitize(p->err);
         return -1;
 }
 

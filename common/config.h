@@ -72,7 +72,8 @@ struct config {
 
 /*
  * Reads and validates the file at path.  Returns a new config (free with
- * config_free()) or NULL with "path: key.path: reason" in err.
+ * config_free()) or NULL with "path: key.path: reason" in err, valid UTF-8
+ * whatever the file held.
  */
 struct config *config_load(const char *path, char *err, size_t errsz)
     __attribute__((warn_unused_result));

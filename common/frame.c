@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "frame.h"
+#include "util.h"
 
 static const char *const type_names[] = {
     [FRAME_TASK] = "task",           [FRAME_PROGRESS] = "progress", [FRAME_RESULT] = "result",
@@ -137,7 +138,8 @@ static int check_fields(json_t *msg, enum frame_type type, char *err, size_t err
                 return check_rules(msg, type, spawned_rules, err, errsz);
         if (strcmp(event, "finished") == 0)
                 return check_rules(msg, type, finished_rules, err, errsz);
-        snprintf(err, errsz, "progress frame with unknown event \"%.32s\"", event);
+        snprintf(err, errsz, "progress frame with unknown event \"%.*s\"", util_utf8_cut(event, 32),
+                 event);
         return -1;
 }
 
@@ -151,7 +153,7 @@ int frame_decode(const char *body, size_t len, struct frame *out, char *err, siz
         msg = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
         if (msg == NULL) {
                 snprintf(err, errsz, "frame is not JSON: %s", jerr.text);
-                return -1;
+                goto fail;
         }
         if (!json_is_object(msg)) {
                 snprintf(err, errsz, "frame is not a JSON object");
@@ -163,7 +165,8 @@ int frame_decode(const char *body, size_t len, struct frame *out, char *err, siz
                 goto fail;
         }
         if (lookup_type(json_string_value(type), &t) < 0) {
-                snprintf(err, errsz, "unknown frame type \"%.64s\"", json_string_value(type));
+                snprintf(err, errsz, "unknown frame type \"%.*s\"",
+                         util_utf8_cut(json_string_value(type), 64), json_string_value(type));
                 goto fail;
         }
         if (check_fields(msg, t, err, errsz) < 0)
@@ -172,6 +175,10 @@ int frame_decode(const char *body, size_t len, struct frame *out, char *err, siz
         out->msg = msg;
         return 0;
 fail:
+        /* The reason goes into log lines and JSON, but jansson quotes the bytes
+         * near a syntax error, which may end inside a character. */
+        if (errsz > 0)
+                util_utf8_sanitize(err);
         json_decref(msg);
         return -1;
 }

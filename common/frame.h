@@ -61,7 +61,8 @@ int frame_header_length(const unsigned char hdr[FRAME_HEADER_SIZE], size_t max, 
 /*
  * Decodes and validates one frame body of len bytes (without the header).
  * On success returns 0 and fills *out (the caller owns out->msg; release it
- * with frame_clear()).  On failure returns -1 and writes a reason to err.
+ * with frame_clear()).  On failure returns -1 and writes a reason to err,
+ * valid UTF-8 whatever the body held.
  */
 int frame_decode(const char *body, size_t len, struct frame *out, char *err, size_t errsz)
     __attribute__((warn_unused_result));

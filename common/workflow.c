@@ -55,6 +55,8 @@ static int wf_error(struct wf_parser *p, const char *path, const char *fmt, ...)
                 vsnprintf(p->err + n, p->errsz - (size_t)n, fmt, ap);
                 va_end(ap);
         }
+        /* A path or message cut to size may end inside a character; it goes into JSON. */
+        util_utf8_sanitize(p->err);
         return -1;
 }
 
@@ -71,6 +73,7 @@ static int payload_error(char *err, size_t errsz, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(err, errsz, fmt, ap);
         va_end(ap);
+        util_utf8_sanitize(err);
         return -1;
 }
 

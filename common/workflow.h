@@ -59,7 +59,8 @@ typedef int (*workflow_agent_known_fn)(const char *agent, void *ctx);
  * a terminal, known agents (builtin:noop, builtin:sleep, builtin:fail, or
  * what agent_known accepts), every phase reachable from "initial", and a
  * path to a terminal phase from every phase.  Returns a new workflow the
- * caller frees with workflow_free(), or NULL with "path.key: reason" in err.
+ * caller frees with workflow_free(), or NULL with "path.key: reason" in err
+ * (valid UTF-8: it may end up in a task's last_error).
  */
 struct workflow *workflow_parse(const char *name, json_t *def, const char *path,
                                 workflow_agent_known_fn agent_known, void *ctx, char *err,
@@ -80,8 +81,9 @@ const char *workflow_target_name(const struct workflow *wf, int target);
 /*
  * Checks a task payload (borrowed) before the first phase: it must be a JSON
  * object holding every required field.  Returns 0, or -1 with a sentence a
- * person understands in err, e.g. `payload is missing required field
- * "target_url"` or `payload must be a JSON object, not an array`.
+ * person understands in err (valid UTF-8), e.g. `payload is missing
+ * required field "target_url"` or `payload must be a JSON object, not an
+ * array`.
  */
 int workflow_check_payload(const struct workflow *wf, json_t *payload, char *err, size_t errsz)
     __attribute__((warn_unused_result));

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "control_proto.h"
+#include "util.h"
 
 static const struct {
         const char *name;
@@ -64,13 +65,17 @@ int control_parse_request(const char *line, size_t len, struct control_request *
                 goto out;
         }
         if (lookup_cmd(cmd, &req->cmd) < 0) {
-                snprintf(err, errsz, "unknown command \"%.64s\"", cmd);
+                snprintf(err, errsz, "unknown command \"%.*s\"", util_utf8_cut(cmd, 64), cmd);
                 goto out;
         }
         if (req->cmd == CONTROL_CANCEL && parse_cancel(msg, req, err, errsz) < 0)
                 goto out;
         rc = 0;
 out:
+        /* The reply is JSON, but jansson quotes the bytes near a syntax
+         * error, which may end inside a character. */
+        if (rc < 0 && errsz > 0)
+                util_utf8_sanitize(err);
         json_decref(msg);
         return rc;
 }

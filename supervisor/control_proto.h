@@ -27,7 +27,8 @@ struct control_request {
 /*
  * Parses one request line of len bytes (without its newline; it need not
  * be NUL-terminated).  Returns 0 and fills *req, or -1 with the sentence to
- * answer in err ("request has no \"cmd\" string", "unknown command ...").
+ * answer in err ("request has no \"cmd\" string", "unknown command ..."),
+ * always valid UTF-8 so that it fits in the JSON reply.
  */
 int control_parse_request(const char *line, size_t len, struct control_request *req, char *err,
                           size_t errsz) __attribute__((warn_unused_result));

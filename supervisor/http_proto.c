@@ -132,7 +132,7 @@ int http_task_parse(const char *body, size_t len, char *params[HTTP_TASK_NFIELDS
         doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
         if (doc == NULL) {
                 snprintf(err, errsz, "the body is not JSON: %s", len ? jerr.text : "it is empty");
-                return -1;
+                goto out;
         }
         if (!json_is_object(doc)) {
                 snprintf(err, errsz, "the body must be a JSON object, not %s", util_json_kind(doc));
@@ -141,6 +141,10 @@ int http_task_parse(const char *body, size_t len, char *params[HTTP_TASK_NFIELDS
         rc = read_members(doc, params, err, errsz);
 out:
         json_decref(doc);
+        /* The answer is JSON, but jansson quotes the bytes near a syntax
+         * error, which may end inside a character. */
+        if (rc < 0 && errsz > 0)
+                util_utf8_sanitize(err);
         if (rc < 0) {
                 for (int f = 0; f < HTTP_TASK_NFIELDS; f++) {
                         free(params[f]);

@@ -36,8 +36,9 @@ extern const struct http_task_field_spec http_task_fields[HTTP_TASK_NFIELDS];
  * Reads a body of len bytes (it need not be NUL-terminated) into params,
  * indexed by enum http_task_field: a malloc'd text for each member given,
  * NULL for one absent or null.  Returns 0 (the caller frees the texts; the
- * workflow is always there), or -1 with the 400's message in err and
- * every params[i] NULL.  err should hold 1024 bytes.
+ * workflow is always there), or -1 with the 400's message in err (valid
+ * UTF-8, for the JSON answer) and every params[i] NULL.  err should hold
+ * 1024 bytes.
  */
 int http_task_parse(const char *body, size_t len, char *params[HTTP_TASK_NFIELDS], char *err,
                     size_t errsz) __attribute__((warn_unused_result));

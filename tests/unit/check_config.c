@@ -404,6 +404,29 @@ START_TEST(parse_buffer_reads_only_len_bytes)
 }
 END_TEST
 
+/*
+ * Found by fuzz/fuzz_config.c: a key path too long for its buffer was cut
+ * inside a character, and so was jansson's quote of a syntax error; the
+ * message must reach chimera-ctl reload inside a JSON reply.
+ */
+START_TEST(errors_are_utf8_whatever_the_file_holds)
+{
+        char text[1024] = "{\"agents\": {\"", why[1024];
+        struct config *c;
+
+        for (int i = 0; i < 300; i++)
+                strcat(text, "\xc3\xa9");
+        strcat(text, "\": {\"argv\": [\"\"]}}}");
+        c = config_parse_string(text, NULL, why, sizeof(why));
+        ck_assert_ptr_null(c);
+        ck_assert_msg(strstr(why, "...: expected a non-empty string") != NULL, "%s", why);
+        ck_assert_msg(is_json_text(why), "not UTF-8: %s", why);
+
+        ck_assert_ptr_null(config_parse_string("{\"c\\u\xc3\xa9\": 1}", NULL, why, sizeof(why)));
+        ck_assert_msg(is_json_text(why), "not UTF-8: %s", why);
+}
+END_TEST
+
 Suite *config_suite(void)
 {
         Suite *s = suite_create("config");
@@ -438,6 +461,7 @@ Suite *config_suite(void)
         tcase_add_test(tc, load_errors_name_the_file);
         tcase_add_test(tc, free_and_lookups_accept_null);
         tcase_add_test(tc, parse_buffer_reads_only_len_bytes);
+        tcase_add_test(tc, errors_are_utf8_whatever_the_file_holds);
         suite_add_tcase(s, tc);
         return s;
 }

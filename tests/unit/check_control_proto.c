@@ -75,6 +75,25 @@ START_TEST(the_line_need_not_be_nul_terminated)
 }
 END_TEST
 
+/* Found by fuzz/fuzz_control.c: the refusal must fit in the JSON reply. */
+START_TEST(a_refusal_is_utf8_whatever_the_line_holds)
+{
+        char longcmd[200] = "{\"cmd\":\"x";
+        const char *lines[] = {"{\"c\\u\xc3\xa9ng\"}", longcmd};
+        struct control_request req;
+        char err[256];
+
+        for (int i = 0; i < 40; i++)
+                strcat(longcmd, "\xc3\xa9");
+        strcat(longcmd, "\"}");
+        for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+                ck_assert_int_lt(parse(lines[i], &req, err, sizeof(err)), 0);
+                ck_assert_msg(is_json_text(err), "line %zu: not UTF-8: %s", i, err);
+        }
+        ck_assert_ptr_nonnull(strstr(err, "unknown command \"x\xc3\xa9"));
+}
+END_TEST
+
 Suite *control_proto_suite(void)
 {
         Suite *s = suite_create("control_proto");
@@ -83,6 +102,7 @@ Suite *control_proto_suite(void)
         tcase_add_test(tc, every_command_is_recognised);
         tcase_add_test(tc, a_bad_request_gets_a_sentence);
         tcase_add_test(tc, the_line_need_not_be_nul_terminated);
+        tcase_add_test(tc, a_refusal_is_utf8_whatever_the_line_holds);
         suite_add_tcase(s, tc);
         return s;
 }

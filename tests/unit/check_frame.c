@@ -144,6 +144,37 @@ START_TEST(a_truncated_or_oversized_frame_on_a_socket_is_an_error)
 }
 END_TEST
 
+/* Found by fuzz/fuzz_frame.c: jansson quotes the bytes near a bad escape, "\\\xc3" here. */
+START_TEST(a_refusal_is_utf8_whatever_the_body_holds)
+{
+        char longtype[200] = "{\"type\":\"x", longevent[200];
+        const char *bodies[] = {
+            "{\"type\":\"progress\",\"outcome\":\"succesu00e\\\xc3\xa9n\"}",
+            "{\"c\\u\xc3\xa9ng\"}",
+            longtype,
+            longevent,
+        };
+        struct frame f;
+        char err[256];
+
+        for (int i = 0; i < 40; i++)
+                strcat(longtype, "\xc3\xa9");
+        strcat(longtype, "\"}");
+        strcpy(longevent, "{\"type\":\"progress\",\"id\":1,\"attempt\":1,\"phase\":\"p\","
+                          "\"event\":\"x");
+        for (int i = 0; i < 20; i++)
+                strcat(longevent, "\xc3\xa9");
+        strcat(longevent, "\"}");
+        for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+                ck_assert_int_lt(decode(bodies[i], &f, err, sizeof(err)), 0);
+                ck_assert_msg(is_json_text(err), "body %zu: not UTF-8: %s", i, err);
+        }
+        /* A quote is cut before a character rather than replaced. */
+        ck_assert_int_lt(decode(longtype, &f, err, sizeof(err)), 0);
+        ck_assert_ptr_null(strchr(err, '?'));
+}
+END_TEST
+
 Suite *frame_suite(void)
 {
         Suite *s = suite_create("frame");
@@ -155,6 +186,7 @@ Suite *frame_suite(void)
         tcase_add_test(tc, encode_refuses_frames_over_the_maximum);
         tcase_add_test(tc, frames_round_trip_over_a_socketpair);
         tcase_add_test(tc, a_truncated_or_oversized_frame_on_a_socket_is_an_error);
+        tcase_add_test(tc, a_refusal_is_utf8_whatever_the_body_holds);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -103,6 +103,19 @@ START_TEST(a_long_unknown_member_is_quoted_on_a_character_boundary)
 }
 END_TEST
 
+/* Found by fuzz/fuzz_http_task.c: jansson quoted half of the "\xc3\xa9" after a bad escape. */
+START_TEST(a_syntax_error_is_quoted_in_utf8)
+{
+        char *params[HTTP_TASK_NFIELDS], err[1024];
+
+        ck_assert_int_lt(parse("{\"workflow\":\"w\",\"queue\":\"\\u0041\\ud83d\\\xc3\xa9ude\"}",
+                               params, err, sizeof(err)),
+                         0);
+        ck_assert_msg(strncmp(err, "the body is not JSON: ", 22) == 0, "%s", err);
+        ck_assert_msg(is_json_text(err), "not UTF-8: %s", err);
+}
+END_TEST
+
 Suite *http_proto_suite(void)
 {
         Suite *s = suite_create("http_proto");
@@ -112,6 +125,7 @@ Suite *http_proto_suite(void)
         tcase_add_test(tc, null_and_absent_members_get_the_table_default);
         tcase_add_test(tc, a_bad_body_gets_a_sentence_and_no_parameters);
         tcase_add_test(tc, a_long_unknown_member_is_quoted_on_a_character_boundary);
+        tcase_add_test(tc, a_syntax_error_is_quoted_in_utf8);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -327,6 +327,28 @@ START_TEST(payload_missing_required_field_is_refused)
 }
 END_TEST
 
+/*
+ * A path too long for its buffer is cut, here inside a character; found by
+ * fuzz/fuzz_config.c for config keys.
+ */
+START_TEST(errors_with_long_names_stay_utf8)
+{
+        char text[1600] = "{'initial': 'xy";
+        struct workflow *w;
+
+        for (int i = 0; i < 300; i++)
+                strcat(text, "\xc3\xa9");
+        strcat(text, "', 'phases': {'xy");
+        for (int i = 0; i < 300; i++)
+                strcat(text, "\xc3\xa9");
+        strcat(text, "': {'agent': 'builtin:noop', 'timeout': 'soon'}}}");
+        w = wf(text);
+        ck_assert_ptr_null(w);
+        ck_assert_msg(strstr(err, "...: expected a duration") != NULL, "%s", err);
+        ck_assert_msg(is_json_text(err), "not UTF-8: %s", err);
+}
+END_TEST
+
 Suite *workflow_suite(void)
 {
         Suite *s = suite_create("workflow");
@@ -337,6 +359,7 @@ Suite *workflow_suite(void)
         tcase_add_test(tc, definition_and_params_are_referenced);
         tcase_add_test(tc, target_names);
         tcase_add_test(tc, builtins_are_recognised);
+        tcase_add_test(tc, errors_with_long_names_stay_utf8);
         tcase_add_test(tc, worker_parse_accepts_any_agent);
         tcase_add_test(tc, edge_to_unknown_phase_is_refused);
         tcase_add_test(tc, unknown_agent_is_refused);
