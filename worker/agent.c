@@ -122,6 +122,7 @@ static void run_builtin(const char *name, json_t *request, int ctl_fd, struct ag
                 out->outcome = AGENT_FAILURE;
                 snprintf(out->error, sizeof(out->error), "unknown built-in agent \"%s\"", name);
         }
+        util_utf8_sanitize(out->error); /* a long message may be cut inside a character */
 }
 
 static void close_fd(int *fd)
@@ -486,6 +487,9 @@ static void run_program(const struct wf_phase *phase, json_t *def, json_t *reque
         x.err_tail = c.tail;
         agent_interpret(&x, out);
         memcpy(out->stderr_tail, c.tail, c.taillen + 1);
+        /* Sent in a JSON frame: any byte that is not UTF-8 (a Latin-1 message, a
+         * character cut where the tail starts) would make the frame unencodable. */
+        util_utf8_sanitize(out->stderr_tail);
         free(c.buf);
         free(c.req);
         free_strv(argv);

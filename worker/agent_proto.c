@@ -215,6 +215,7 @@ void agent_interpret(const struct agent_exit *x, struct agent_result *out)
 {
         enum agent_cause cause = agent_cause_of(x);
         char line[320], n[32], when[32];
+        bool answered = false;
 
         out->result = NULL;
         out->error[0] = '\0';
@@ -250,12 +251,17 @@ void agent_interpret(const struct agent_exit *x, struct agent_result *out)
                 set(out, AGENT_FAILURE, "agent %s exited with status %s", x->agent, n);
         } else {
                 interpret_answer(x, out);
-                return;
+                answered = true;
         }
-        if (line[0] != '\0' && out->outcome != AGENT_SUCCESS && x->exec_errno == 0) {
+        /* An answer gives its own reason; the other failures add the agent's last words. */
+        if (!answered && line[0] != '\0' && out->outcome != AGENT_SUCCESS && x->exec_errno == 0) {
                 size_t len = strlen(out->error);
                 snprintf(out->error + len, sizeof(out->error) - len, ": %s", line);
         }
+        /* The error travels in JSON frames, and JSON takes only UTF-8: the
+         * stderr line holds whatever bytes the agent wrote, and a reason cut
+         * to the size of the buffer may end inside a character. */
+        util_utf8_sanitize(out->error);
 }
 
 json_t *agent_usage_json(const struct agent_result *r)

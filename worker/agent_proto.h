@@ -71,11 +71,10 @@ enum agent_cause agent_cause_of(const struct agent_exit *x);
  * a crash) are transient.  Any other exit, output that is not one JSON
  * object, too much output, an end at the memory, CPU or process limit
  * (agent_cause_of(); retrying would meet the same limit) and an agent that
- * cannot be started are phase failures.  Fills out->outcome, out->error,
- * out->fault (set for everything but a well-formed answer and a plain
- * non-zero exit), out->result (a new reference to the parsed object, or
- * NULL), and how the run ended and what it used (out->cause, exit_status,
- * signal, oom_killed, usage).
+ * cannot be started are phase failures.  Fills out->outcome, out->error
+ * (valid UTF-8, whatever the agent printed), out->fault (set for everything but a well-formed
+ * answer and a plain non-zero exit), out->result (a new reference to the parsed object, or NULL),
+ * and how the run ended and what it used (out->cause, exit_status, signal, oom_killed, usage).
  */
 void agent_interpret(const struct agent_exit *x, struct agent_result *out);
 

@@ -20,6 +20,7 @@
  * supervisor one wake-up, not one per frame.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,25 @@ struct run {
         struct workflow *wf;
         json_t *state; /* owned checkpoint */
 };
+
+static void format_error(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Writes an error for a frame.  Names (phases, agents, workflows) can be
+ * long, so the message may be cut to the buffer inside a character; JSON
+ * would then refuse it, the frame could not be sent and the worker would
+ * exit instead of reporting the failure.
+ */
+static void format_error(char *buf, size_t size, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(buf, size, fmt, ap);
+        va_end(ap);
+        util_utf8_sanitize(buf);
+}
 
 static int flush_frames(struct run *r)
 {
@@ -124,10 +144,11 @@ static int start_state(struct run *r, char *err, size_t errsz)
         }
         phase = json_string_value(json_object_get(st, "phase"));
         if (phase == NULL || (workflow_phase_index(r->wf, phase) < 0 && !is_terminal(phase))) {
-                snprintf(err, errsz,
-                         "the checkpoint names phase \"%.100s\", which workflow %s "
-                         "does not have",
-                         phase ? phase : "(none)", r->wf->name);
+                format_error(err, errsz,
+                             "the checkpoint names phase \"%.*s\", which workflow %s "
+                             "does not have",
+                             phase ? util_utf8_cut(phase, 100) : 6, phase ? phase : "(none)",
+                             r->wf->name);
                 return -1;
         }
         r->state = json_deep_copy(st);
@@ -213,16 +234,16 @@ static int run_phases(struct run *r)
                 int next;
 
                 if (transitions >= r->wf->max_transitions) {
-                        snprintf(err, sizeof(err),
-                                 "workflow %s exceeded max_transitions (%d) "
-                                 "before reaching a terminal phase",
-                                 r->wf->name, r->wf->max_transitions);
+                        format_error(err, sizeof(err),
+                                     "workflow %s exceeded max_transitions (%d) "
+                                     "before reaching a terminal phase",
+                                     r->wf->name, r->wf->max_transitions);
                         return send_result(r, "failed", NULL, err);
                 }
                 if (agent_paused(r, p)) {
                         /* Not an attempt's failure: the task waits for the agent, uncharged. */
-                        snprintf(err, sizeof(err), "agent %s is paused by its circuit breaker",
-                                 p->agent);
+                        format_error(err, sizeof(err), "agent %s is paused by its circuit breaker",
+                                     p->agent);
                         return send_result(r, "defer", NULL, err);
                 }
                 /* The supervisor hears of the start before anything slow runs: of
@@ -241,7 +262,7 @@ static int run_phases(struct run *r)
                 add_usage(r, &ar);
                 if (ar.outcome == AGENT_TRANSIENT) {
                         /* The checkpoint stays at this phase: the retry runs it again. */
-                        snprintf(err, sizeof(err), "phase %s: %s", p->name, ar.error);
+                        format_error(err, sizeof(err), "phase %s: %s", p->name, ar.error);
                         json_decref(ar.result);
                         if (send_finished(r, p, "transient", p->name, util_now_ms() - t0, &ar) < 0)
                                 return -1;
@@ -255,9 +276,10 @@ static int run_phases(struct run *r)
                                     json_string(workflow_target_name(r->wf, next)));
                 json_object_set_new(r->state, "last", json_string(p->name));
                 if (next == WORKFLOW_FAILED) {
-                        snprintf(err, sizeof(err), "phase %s failed: %s", p->name,
-                                 ar.outcome == AGENT_SUCCESS ? "its success edge leads to failed"
-                                                             : ar.error);
+                        format_error(err, sizeof(err), "phase %s failed: %s", p->name,
+                                     ar.outcome == AGENT_SUCCESS
+                                         ? "its success edge leads to failed"
+                                         : ar.error);
                         json_object_set_new(r->state, "error", json_string(err));
                 }
                 if (send_finished(r, p, ar.outcome == AGENT_SUCCESS ? "success" : "failure",
@@ -311,7 +333,7 @@ int runner_run(int fd, size_t max_frame, json_t *task)
                                json_object_get(task, "definition"), err, sizeof(err));
         if (r.wf == NULL) {
                 char msg[1100];
-                snprintf(msg, sizeof(msg), "invalid workflow definition: %s", err);
+                format_error(msg, sizeof(msg), "invalid workflow definition: %s", err);
                 rc = send_result(&r, "failed", NULL, msg);
         } else if (start_state(&r, err, sizeof(err)) < 0)
                 rc = send_result(&r, "failed", NULL, err);

@@ -272,6 +272,27 @@ START_TEST(output_past_the_limit_fails_without_harming_the_worker)
 }
 END_TEST
 
+/*
+ * An agent's stderr goes into JSON frames: a byte that is not UTF-8 (here
+ * Latin-1) once made the worker's frame unencodable, so the worker exited
+ * and the task was retried as if it had crashed.
+ */
+START_TEST(stderr_that_is_not_utf8_fails_the_phase_not_the_worker)
+{
+        char err[1024];
+
+        one_agent_config(script("agent", "printf 'caf\\351 ferm\\351\\n' >&2\nexit 1"), "30s",
+                         NULL);
+        run_one("{}", 3);
+        h_text("SELECT status || ' ' || attempts || ': ' || last_error FROM chimera.tasks", err,
+               sizeof(err));
+        ck_assert_str_eq(err, "failed 1: phase p failed: agent a exited with status 1: caf? ferm?");
+        h_text("SELECT detail->>'stderr' FROM chimera.task_events WHERE kind = 'phase_finished'",
+               err, sizeof(err));
+        ck_assert_str_eq(err, "caf? ferm?\n");
+}
+END_TEST
+
 Suite *agents_suite(void)
 {
         Suite *s = suite_create("agents");
@@ -285,6 +306,7 @@ Suite *agents_suite(void)
         tcase_add_test(tc, hanging_agent_is_killed_at_its_timeout_with_its_children);
         tcase_add_test(tc, agent_does_not_outlive_a_killed_worker);
         tcase_add_test(tc, output_past_the_limit_fails_without_harming_the_worker);
+        tcase_add_test(tc, stderr_that_is_not_utf8_fails_the_phase_not_the_worker);
         suite_add_tcase(s, tc);
         return s;
 }

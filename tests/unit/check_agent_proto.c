@@ -362,6 +362,33 @@ START_TEST(durations_in_messages_read_naturally)
 }
 END_TEST
 
+/*
+ * Found by fuzz/fuzz_agent_output.c: the error goes into JSON frames, so
+ * bytes that are not UTF-8 in an agent's stderr, or a long reason cut
+ * inside a character, made the frame unencodable and the worker exit.
+ */
+START_TEST(the_error_is_utf8_whatever_the_agent_printed)
+{
+        char answer[1500] = "{\"status\": \"failed\", \"error\": \"";
+        struct agent_result r;
+
+        r = run(KILLED(SIGSEGV), "", "Seg\xff\xff\xfe");
+        ck_assert_msg(is_json_text(r.error), "not UTF-8: %s", r.error);
+        ck_assert_ptr_nonnull(strstr(r.error, ": Seg???"));
+
+        r = run(EXITED(1), "", "caf\xe9\n");
+        ck_assert_str_eq(r.error, "agent guardian exited with status 1: caf?");
+
+        for (int i = 0; i < 600; i++)
+                strcat(answer, "\xc3\xa9");
+        strcat(answer, "\"}");
+        r = run(EXITED(0), answer, "");
+        ck_assert_int_eq(r.outcome, AGENT_FAILURE);
+        ck_assert_msg(is_json_text(r.error), "not UTF-8: %s", r.error);
+        json_decref(r.result);
+}
+END_TEST
+
 Suite *agent_proto_suite(void)
 {
         Suite *s = suite_create("agent_proto");
@@ -383,6 +410,7 @@ Suite *agent_proto_suite(void)
         tcase_add_test(tc, a_timeout_that_needed_sigkill_says_so);
         tcase_add_test(tc, limits_are_read_from_the_agent_definition);
         tcase_add_test(tc, usage_is_reported_per_run_and_summed_per_task);
+        tcase_add_test(tc, the_error_is_utf8_whatever_the_agent_printed);
         suite_add_tcase(s, tc);
         return s;
 }
