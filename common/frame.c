@@ -9,6 +9,7 @@
  * receiver's state (a result for the task it sent) is the receiver's check.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,22 @@ static int check_rules(json_t *msg, enum frame_type type, const struct field_rul
         return 0;
 }
 
+/*
+ * chimerad kills the process group a "spawned" frame names when the worker
+ * dies: it must be one a pid_t holds, not a number that a cast would turn
+ * into some other process's group (nor 1, every process's).
+ */
+static int check_pgid(json_t *msg, char *err, size_t errsz)
+{
+        json_int_t pgid = json_integer_value(json_object_get(msg, "pgid"));
+
+        if (pgid > 1 && pgid <= INT_MAX)
+                return 0;
+        snprintf(err, errsz,
+                 "progress frame: \"pgid\" %" JSON_INTEGER_FORMAT " is not a process group", pgid);
+        return -1;
+}
+
 static int check_fields(json_t *msg, enum frame_type type, char *err, size_t errsz)
 {
         const char *event;
@@ -135,7 +152,9 @@ static int check_fields(json_t *msg, enum frame_type type, char *err, size_t err
         if (strcmp(event, "started") == 0)
                 return 0;
         if (strcmp(event, "spawned") == 0)
-                return check_rules(msg, type, spawned_rules, err, errsz);
+                return check_rules(msg, type, spawned_rules, err, errsz) < 0
+                           ? -1
+                           : check_pgid(msg, err, errsz);
         if (strcmp(event, "finished") == 0)
                 return check_rules(msg, type, finished_rules, err, errsz);
         snprintf(err, errsz, "progress frame with unknown event \"%.*s\"", util_utf8_cut(event, 32),

@@ -16,7 +16,8 @@
  *                          progress  {"type":"progress","id","attempt","phase",
  *                                     "event":"started"}  when a phase starts,
  *                                    {..., "event":"spawned","pgid"}  when its agent
- *                                     program runs in process group pgid, and
+ *                                     program runs in process group pgid (2 to
+ *                                     INT_MAX), and
  *                                    {..., "event":"finished","outcome","state",
  *                                     "next"?, "duration_ms"?, "error"?}  after it
  *                          result    {"type":"result","id","attempt","status",

@@ -10,6 +10,7 @@
  * decoded frame must encode and decode again to the same type.  Refusals
  * must be valid UTF-8: they end up in log lines and last_error.
  */
+#include <limits.h>
 #include <string.h>
 
 #include "frame.h"
@@ -38,7 +39,12 @@ static void check_progress(json_t *msg)
         check_string(msg, "event");
         event = json_string_value(json_object_get(msg, "event"));
         if (strcmp(event, "spawned") == 0) {
+                json_int_t pgid;
+
                 check_integer(msg, "pgid");
+                /* chimerad casts it to a pid_t and kills that group. */
+                pgid = json_integer_value(json_object_get(msg, "pgid"));
+                FUZZ_CHECK(pgid > 1 && pgid <= INT_MAX, "pgid %lld", (long long)pgid);
         } else if (strcmp(event, "finished") == 0) {
                 check_string(msg, "outcome");
                 FUZZ_CHECK(json_is_object(json_object_get(msg, "state")), "state");

@@ -175,6 +175,30 @@ START_TEST(a_refusal_is_utf8_whatever_the_body_holds)
 }
 END_TEST
 
+#define SPAWNED                                                                                    \
+        "{\"type\":\"progress\",\"id\":1,\"attempt\":1,\"phase\":\"p\",\"event\":\"spawned\","     \
+        "\"pgid\":%s}"
+
+/* chimerad kills the group a spawned frame names: a cast must not pick another one. */
+START_TEST(a_spawned_frame_must_name_a_real_process_group)
+{
+        const char *bad[] = {"0", "1", "-42", "2147483648", "4294968530"}, *good[] = {"2", "4242"};
+        char text[256], err[256];
+        struct frame f;
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                snprintf(text, sizeof(text), SPAWNED, bad[i]);
+                ck_assert_msg(decode(text, &f, err, sizeof(err)) < 0, "accepted pgid %s", bad[i]);
+                ck_assert_ptr_nonnull(strstr(err, "is not a process group"));
+        }
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+                snprintf(text, sizeof(text), SPAWNED, good[i]);
+                ck_assert_msg(decode(text, &f, err, sizeof(err)) == 0, "%s: %s", good[i], err);
+                frame_clear(&f);
+        }
+}
+END_TEST
+
 Suite *frame_suite(void)
 {
         Suite *s = suite_create("frame");
@@ -187,6 +211,7 @@ Suite *frame_suite(void)
         tcase_add_test(tc, frames_round_trip_over_a_socketpair);
         tcase_add_test(tc, a_truncated_or_oversized_frame_on_a_socket_is_an_error);
         tcase_add_test(tc, a_refusal_is_utf8_whatever_the_body_holds);
+        tcase_add_test(tc, a_spawned_frame_must_name_a_real_process_group);
         suite_add_tcase(s, tc);
         return s;
 }
