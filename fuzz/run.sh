@@ -39,7 +39,7 @@ for target in "$@"; do
                 failed="$failed $target"
         elif run_target "$target"; then
                 # "#12345 DONE cov: 321 ft: 654 corp: 87/4Kb ..." sums the run up.
-                summary=$(grep -E '^#[0-9]+ +DONE' "$log" | tail -n 1 || true)
+                summary=$(grep -aE '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 || true)
                 echo "fuzz: $target: ${seconds}s: ${summary:-ok, see $log}"
         else
                 echo "fuzz: $target: FAILED; the end of $log:" >&2
