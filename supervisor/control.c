@@ -32,8 +32,6 @@
 #include "queue.h"
 #include "util.h"
 
-#define CONTROL_MAX_LINE (64 * 1024)
-
 struct control {
         struct supervisor *sv;
         struct evconnlistener *listener;

@@ -49,11 +49,16 @@ int control_parse_request(const char *line, size_t len, struct control_request *
                           size_t errsz)
 {
         json_error_t jerr;
-        json_t *msg = json_loadb(line, len, 0, &jerr);
+        json_t *msg = NULL;
         const char *cmd;
         int rc = -1;
 
         *req = (struct control_request){0};
+        if (len > CONTROL_MAX_LINE) {
+                snprintf(err, errsz, "request too long");
+                goto out;
+        }
+        msg = json_loadb(line, len, 0, &jerr);
         if (!json_is_object(msg)) {
                 snprintf(err, errsz, "request is not a JSON object%s%s", msg ? "" : ": ",
                          msg ? "" : jerr.text);

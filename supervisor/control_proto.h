@@ -11,6 +11,13 @@
 
 #include <jansson.h>
 
+/*
+ * The longest request line.  control.c stops reading a connection whose
+ * unfinished line grows past it; a whole line past it is refused here, as
+ * it may have arrived in one read.
+ */
+#define CONTROL_MAX_LINE (64 * 1024)
+
 enum control_cmd {
         CONTROL_STATUS = 1,
         CONTROL_WORKERS,
@@ -26,7 +33,8 @@ struct control_request {
 
 /*
  * Parses one request line of len bytes (without its newline; it need not
- * be NUL-terminated).  Returns 0 and fills *req, or -1 with the sentence to
+ * be NUL-terminated; over CONTROL_MAX_LINE bytes it is refused unread).
+ * Returns 0 and fills *req, or -1 with the sentence to
  * answer in err ("request has no \"cmd\" string", "unknown command ..."),
  * always valid UTF-8 so that it fits in the JSON reply.
  */

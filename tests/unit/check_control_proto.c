@@ -3,6 +3,7 @@
  * control_parse_request() accepts, and the sentence it answers otherwise.
  */
 #include <check.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "control_proto.h"
@@ -94,6 +95,24 @@ START_TEST(a_refusal_is_utf8_whatever_the_line_holds)
 }
 END_TEST
 
+/* Lines are read in chunks, so a whole line past the bound may arrive at once. */
+START_TEST(a_request_past_the_bound_is_refused_unread)
+{
+        size_t len = CONTROL_MAX_LINE + 1;
+        char *line = malloc(len);
+        struct control_request req;
+        char err[256];
+
+        ck_assert_ptr_nonnull(line);
+        memset(line, ' ', len);
+        memcpy(line, "{\"cmd\":\"ping\"}", 14);
+        ck_assert_int_lt(control_parse_request(line, len, &req, err, sizeof(err)), 0);
+        ck_assert_str_eq(err, "request too long");
+        ck_assert_int_eq(control_parse_request(line, len - 1, &req, err, sizeof(err)), 0);
+        free(line);
+}
+END_TEST
+
 Suite *control_proto_suite(void)
 {
         Suite *s = suite_create("control_proto");
@@ -103,6 +122,7 @@ Suite *control_proto_suite(void)
         tcase_add_test(tc, a_bad_request_gets_a_sentence);
         tcase_add_test(tc, the_line_need_not_be_nul_terminated);
         tcase_add_test(tc, a_refusal_is_utf8_whatever_the_line_holds);
+        tcase_add_test(tc, a_request_past_the_bound_is_refused_unread);
         suite_add_tcase(s, tc);
         return s;
 }
