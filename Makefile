@@ -238,7 +238,8 @@ FUZZ_ALL_CFLAGS = -std=c11 $(WARNFLAGS) $(FUZZ_SANFLAGS) -fsanitize=fuzzer-no-li
 FUZZ_LIBS      = $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null || echo -ljansson)
 
 FUZZ_BASE              = common/util.c common/log.c
-FUZZ_SRCS_frame        = fuzz/fuzz_frame.c common/frame.c common/workflow.c $(FUZZ_BASE)
+FUZZ_SRCS_frame        = fuzz/fuzz_frame.c common/frame.c common/workflow.c worker/agent_proto.c \
+                         $(FUZZ_BASE)
 FUZZ_SRCS_config       = fuzz/fuzz_config.c common/config.c common/workflow.c $(FUZZ_BASE)
 FUZZ_SRCS_agent_output = fuzz/fuzz_agent_output.c worker/agent_proto.c $(FUZZ_BASE)
 FUZZ_SRCS_control      = fuzz/fuzz_control.c supervisor/control_proto.c $(FUZZ_BASE)

@@ -6,13 +6,15 @@
  * Beyond not crashing, a decoded frame must keep frame.h's promise: each
  * field its type requires is there with the right JSON type, so receivers
  * read them unchecked.  A task frame then goes where the worker takes it
- * (workflow_parse() of its definition, workflow_check_payload()), and any
- * decoded frame must encode and decode again to the same type.  Refusals
- * must be valid UTF-8: they end up in log lines and last_error.
+ * (workflow_parse() of its definition, workflow_check_payload(), each
+ * agent's limits through agent_limits_parse()), and any decoded frame
+ * must encode and decode again to the same type.  Refusals must be valid
+ * UTF-8: they end up in log lines and last_error.
  */
 #include <limits.h>
 #include <string.h>
 
+#include "agent_proto.h"
 #include "frame.h"
 #include "fuzz.h"
 #include "workflow.h"
@@ -53,6 +55,21 @@ static void check_progress(json_t *msg)
         }
 }
 
+/* The limits an agent program will run under, as agent.c reads them. */
+static void read_limits(json_t *agents)
+{
+        struct run_limits lim;
+        const char *name;
+        json_t *def;
+
+        json_object_foreach (agents, name, def) {
+                agent_limits_parse(json_object_get(def, "limits"), &lim);
+                FUZZ_CHECK(lim.memory >= 0 && lim.cpu_ms >= 0 && lim.output >= 0 &&
+                               lim.files >= 0 && lim.processes >= 0,
+                           "agent %s: a negative limit", name);
+        }
+}
+
 /* What chimera-worker does with a task frame before it runs any agent. */
 static void run_task_frame(json_t *msg)
 {
@@ -65,6 +82,7 @@ static void run_task_frame(json_t *msg)
         check_string(msg, "trace_id");
         FUZZ_CHECK(json_is_object(json_object_get(msg, "definition")), "definition");
         FUZZ_CHECK(json_is_object(json_object_get(msg, "agents")), "agents");
+        read_limits(json_object_get(msg, "agents"));
         wf = workflow_parse(json_string_value(json_object_get(msg, "workflow")),
                             json_object_get(msg, "definition"), "workflow", NULL, NULL, err,
                             sizeof(err));
