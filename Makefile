@@ -250,7 +250,7 @@ fuzzobj = $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(1))
 FUZZ_PROGRAMS = $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_TARGETS))
 
 fuzz:
-	@sh scripts/deps.sh fuzz
+	@FUZZ_CC="$(FUZZ_CC)" sh scripts/deps.sh fuzz
 	$(MAKE) fuzz-build
 	sh fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TIME) $(FUZZ_TARGETS)
 
