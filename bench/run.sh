@@ -28,7 +28,7 @@
 #   BENCH_BUILD [build]             where chimerad, chimera-worker and build/bench/ are
 #   BENCH_NO_MAKE                   set: do not run make first (`make bench` has)
 #   BENCH_POOL [8]                  pool.size
-#   BENCH_PREFETCH [64]             pool.prefetch: tasks claimed ahead of free workers
+#   BENCH_PREFETCH [128]            pool.prefetch: tasks claimed ahead of free workers
 #   BENCH_LOG_LEVEL [info]          chimerad's log.level (its log goes to a file)
 #   BENCH_NOOP_TASKS [20000]        tasks for part noop
 #   BENCH_EXEC_TASKS [5000]         tasks for part exec
@@ -66,7 +66,7 @@ cd "$top"
 
 build=${BENCH_BUILD:-build}
 POOL=${BENCH_POOL:-8}
-PREFETCH=${BENCH_PREFETCH:-64}
+PREFETCH=${BENCH_PREFETCH:-128}
 LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
 NOOP_TASKS=${BENCH_NOOP_TASKS:-20000}
 EXEC_TASKS=${BENCH_EXEC_TASKS:-5000}

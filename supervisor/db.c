@@ -509,6 +509,11 @@ static void finish_statement(struct db *db)
         }
         db->inflight = NULL;
         db->npending--;
+        /* The server starts on the next statement while the caller reads this
+         * one's answer (a claim's can take a millisecond to hand out).  Should
+         * that send lose the connection, the statements behind get their NULL
+         * before this one gets its answer; none of them depends on it. */
+        db_send_next(db);
         q->cb(res, q->arg);
         PQclear(res);
         query_free(q);

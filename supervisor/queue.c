@@ -51,6 +51,8 @@ struct queue {
         json_t *pending;  /* "id/attempt" -> op, insertion ordered */
         json_t *inflight; /* the batch being written: array of ops */
         struct event *poll_ev, *heartbeat_ev;
+        struct event *flush_ev; /* a delayed write is due (WRITE_DELAY_MS) */
+        bool flush_due;
         char **def_texts;   /* compact JSON of each config workflow's definition */
         char **agent_texts; /* compact JSON of the agents each workflow uses */
         char *queues_literal;
@@ -80,6 +82,16 @@ struct queue {
  */
 /* Most task updates written by one statement. */
 #define WRITE_BATCH_MAX 512
+
+/*
+ * With pool.prefetch, claims do not wait for outcomes, so a write may wait
+ * a little for company: up to WRITE_DELAY_MS, or until WRITE_BATCH_MIN
+ * updates are pending.  Each statement costs the server a commit and a few
+ * hundred microseconds whatever its size; at a thousand agent runs a second
+ * that made it one statement per task.
+ */
+#define WRITE_DELAY_MS  5
+#define WRITE_BATCH_MIN 64
 
 static const char CLAIM_SQL[] =
     "WITH c AS ("
@@ -287,6 +299,14 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
         heartbeat_send(arg);
 }
 
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+        struct queue *q = arg;
+
+        q->flush_due = true;
+        queue_flush(q);
+}
+
 static struct timeval ms_to_tv(int64_t ms)
 {
         struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
@@ -362,7 +382,9 @@ struct queue *queue_new(struct supervisor *sv)
         q->pending = json_object();
         q->poll_ev = event_new(sv->base, -1, EV_PERSIST, poll_cb, q);
         q->heartbeat_ev = event_new(sv->base, -1, EV_PERSIST, heartbeat_cb, q);
-        if (q->pending == NULL || q->poll_ev == NULL || q->heartbeat_ev == NULL)
+        q->flush_ev = evtimer_new(sv->base, flush_cb, q);
+        if (q->pending == NULL || q->poll_ev == NULL || q->heartbeat_ev == NULL ||
+            q->flush_ev == NULL)
                 fatalx("%s: out of memory", __func__);
         apply_config(q);
         return q;
@@ -392,6 +414,7 @@ void queue_free(struct queue *q)
         json_decref(q->inflight);
         event_free(q->poll_ev);
         event_free(q->heartbeat_ev);
+        event_free(q->flush_ev);
         free(q);
 }
 
@@ -699,6 +722,8 @@ void queue_kick(struct queue *q)
         /* Without prefetch, never more tasks running in the table than workers. */
         if (prefetch == 0)
                 idle = pool_idle_count(&sv->pool) - unsent_outcomes(q);
+        else if ((int)q->ready_len > prefetch / 2)
+                return; /* refilled in halves: fewer, larger claims */
         else
                 idle = pool_idle_count(&sv->pool) + prefetch - (int)q->ready_len;
         if (idle <= 0)
@@ -868,6 +893,15 @@ static void queue_flush(struct queue *q)
 
         if (q->write_inflight || json_object_size(q->pending) == 0 || !db_is_up(sv->db))
                 return;
+        if (sv->cfg->pool_prefetch > 0 && sv->state == SUP_RUNNING && !q->flush_due &&
+            json_object_size(q->pending) < WRITE_BATCH_MIN) {
+                struct timeval tv = {0, WRITE_DELAY_MS * 1000};
+                if (!evtimer_pending(q->flush_ev, NULL))
+                        evtimer_add(q->flush_ev, &tv);
+                return;
+        }
+        q->flush_due = false;
+        evtimer_del(q->flush_ev);
         /* Oldest first, at most WRITE_BATCH_MAX: bounded statements, bounded memory. */
         batch = json_array();
         json_object_foreach_safe(q->pending, tmp, key, op)
