@@ -38,8 +38,6 @@
 #include "log.h"
 #include "util.h"
 
-#define CGROUP_AGENT_ENV "CHIMERA_AGENT_CGROUP" /* worker/confine.h reads it */
-
 struct cgroup {
         char dir[PATH_MAX]; /* D */
         int slots;          /* worker-N made: 0 .. slots-1 */

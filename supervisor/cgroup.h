@@ -10,6 +10,10 @@
 #define CHIMERA_CGROUP_H
 
 #include <stdbool.h>
+#include <sys/types.h>
+
+/* Names a worker's agent leaf for chimera-worker (worker/confine.h reads it). */
+#define CGROUP_AGENT_ENV "CHIMERA_AGENT_CGROUP"
 
 struct cgroup;
 struct config;

@@ -209,7 +209,10 @@ static void exec_agent(const struct child *c, pid_t worker, int in, int out, int
         confine_enter_child(&c->limits);
         if (cwd != NULL && chdir(cwd) < 0)
                 goto failed;
-        execvpe(argv[0], argv, envp);
+        /* execvpe() would search the worker's PATH, which chimerad does not give it:
+         * the agent's own (the default or the config's) is the one to search. */
+        environ = envp;
+        execvp(argv[0], argv);
 failed:
         e = errno;
         if (write(status_fd, &e, sizeof(e)) < 0)
