@@ -57,7 +57,7 @@ SQL_SRCS    = $(sort $(wildcard sql/*.sql))
 SUPERVISOR_SRCS = supervisor/chimerad.c supervisor/pool.c supervisor/db.c \
                   supervisor/queue.c supervisor/control.c supervisor/migrate.c \
                   supervisor/breaker.c supervisor/notify.c supervisor/http.c \
-                  supervisor/cgroup.c \
+                  supervisor/cgroup.c supervisor/privsep.c \
                   $(BUILD)/sql_migrations.c
 WORKER_SRCS = worker/chimera-worker.c worker/runner.c worker/agent.c worker/agent_proto.c \
               worker/confine.c

@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "privsep.h"
 
 struct db;
 struct control;
@@ -137,9 +138,10 @@ struct supervisor {
         struct control *control;
         struct queue *queue;
         struct breakers *breakers;
-        struct notify *notify; /* owned by notify.c; NULL outside systemd */
-        struct http *http;     /* NULL unless http.listen is set */
-        struct cgroup *cgroup; /* the pool's cgroup sub-tree; NULL without delegation */
+        struct notify *notify;  /* owned by notify.c; NULL outside systemd */
+        struct http *http;      /* NULL unless http.listen is set */
+        struct cgroup *cgroup;  /* the pool's cgroup sub-tree; NULL without delegation */
+        struct privsep privsep; /* who chimerad runs as, and the socket's group */
         struct sup_stats stats;
 
         struct event *sig_term, *sig_int, *sig_hup, *sig_chld;
