@@ -99,6 +99,60 @@ int util_set_nonblock(int fd)
         return fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 }
 
+/* Length of the valid UTF-8 sequence that starts at p (1 to 4), or 0 when none does. */
+static size_t utf8_sequence(const unsigned char *p)
+{
+        unsigned cp;
+        size_t n;
+
+        if (p[0] < 0x80)
+                return 1;
+        if (p[0] >= 0xc2 && p[0] <= 0xdf)
+                n = 2, cp = p[0] & 0x1fu;
+        else if (p[0] >= 0xe0 && p[0] <= 0xef)
+                n = 3, cp = p[0] & 0x0fu;
+        else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+                n = 4, cp = p[0] & 0x07u;
+        else
+                return 0;
+        for (size_t i = 1; i < n; i++) {
+                if ((p[i] & 0xc0) != 0x80) /* a NUL stops here too */
+                        return 0;
+                cp = (cp << 6) | (p[i] & 0x3fu);
+        }
+        /* Overlong forms, UTF-16 surrogates and code points past U+10FFFF. */
+        if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+                return 0;
+        return n;
+}
+
+json_t *util_json_text(const char *s)
+{
+        json_t *j = s != NULL ? json_string(s) : NULL;
+        const unsigned char *p = (const unsigned char *)s;
+        char *out, *o;
+
+        if (j != NULL || s == NULL)
+                return j;
+        out = o = util_calloc(3 * strlen(s) + 1, 1);
+        while (*p != '\0') {
+                size_t n = utf8_sequence(p);
+                if (n == 0) {
+                        memcpy(o, "\xef\xbf\xbd", 3);
+                        o += 3;
+                        p++;
+                        continue;
+                }
+                memcpy(o, p, n);
+                o += n;
+                p += n;
+        }
+        j = json_string(out);
+        free(out);
+        return j;
+}
+
 char *util_strdup(const char *s)
 {
         char *p;

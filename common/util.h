@@ -47,6 +47,14 @@ int util_set_nonblock(int fd) __attribute__((warn_unused_result));
  */
 const char *util_json_kind(const json_t *v);
 
+/*
+ * A JSON string of s (new reference), whatever bytes s holds: text that
+ * is not UTF-8 (a name cut inside a character by "%.100s", a row from a
+ * SQL_ASCII database) gets U+FFFD for each byte that is not part of a
+ * valid sequence, rather than no string at all.  NULL gives NULL.
+ */
+json_t *util_json_text(const char *s);
+
 /* strdup that aborts on out-of-memory; NULL in gives NULL out. */
 char *util_strdup(const char *s);
 
