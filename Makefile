@@ -73,7 +73,7 @@ INTEG_SRCS  = tests/integration/check_integration.c tests/integration/harness.c 
               tests/integration/test_lifecycle.c tests/integration/test_commands.c \
               tests/integration/test_http.c tests/integration/test_systemd.c \
               tests/integration/test_partition.c tests/integration/test_prefetch.c \
-              tests/integration/test_limits.c
+              tests/integration/test_limits.c tests/integration/test_security.c
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(patsubst $(BUILD)/%,%,$(1)))
 
