@@ -452,19 +452,23 @@ static int chan_send(struct worker *w, struct iovec *iov, int n)
  * database's credentials (CHIMERA_DATABASE_URL, PGPASSWORD, the other PG*
  * variables), which no worker or agent may see.  The agent cgroup was set
  * by cgroup_enter_worker() just before; the sanitizer options keep a
- * SANITIZE=1 build's workers reporting as chimerad does.
+ * SANITIZE=1 build's workers reporting as chimerad does.  PATH is not
+ * ours but the agents' default (worker/agent.c), so that nothing in a
+ * worker searches directories only chimerad's caller trusted.
  */
 static const char *const WORKER_ENV[] = {CGROUP_AGENT_ENV, "TZ", "ASAN_OPTIONS", "UBSAN_OPTIONS",
                                          "LSAN_OPTIONS"};
-#define WORKER_ENV_MAX (sizeof(WORKER_ENV) / sizeof(WORKER_ENV[0]))
+#define WORKER_ENV_MAX  (sizeof(WORKER_ENV) / sizeof(WORKER_ENV[0]) + 1)
+#define WORKER_ENV_PATH "PATH=/usr/local/bin:/usr/bin:/bin"
 
-/* Points envp (WORKER_ENV_MAX + 1 slots) at the entries of environ that WORKER_ENV names. */
+/* Fills envp (WORKER_ENV_MAX + 1 slots): PATH, and the entries of environ that WORKER_ENV names. */
 static void worker_env(char **envp)
 {
         size_t n = 0;
 
+        envp[n++] = WORKER_ENV_PATH;
         for (char **e = environ; *e != NULL && n < WORKER_ENV_MAX; e++) {
-                for (size_t i = 0; i < WORKER_ENV_MAX; i++) {
+                for (size_t i = 0; i < WORKER_ENV_MAX - 1; i++) {
                         size_t len = strlen(WORKER_ENV[i]);
                         if (strncmp(*e, WORKER_ENV[i], len) == 0 && (*e)[len] == '=') {
                                 envp[n++] = *e;
