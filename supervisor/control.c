@@ -277,8 +277,9 @@ static void deny(struct ctl_conn *c, const char *cmd)
                   (int)c->peer_uid, c->ctl->who);
         snprintf(msg, sizeof(msg), "permission denied: only %s may send \"%.64s\" (you are uid %d)",
                  c->ctl->who, cmd, (int)c->peer_uid);
-        conn_reply(
-            c, json_pack("{s:b, s:s, s:s}", "ok", 0, "error", msg, "code", "permission_denied"));
+        /* util_json_text: "%.64s" may have cut the command inside a character. */
+        conn_reply(c, json_pack("{s:b, s:o, s:s}", "ok", 0, "error", util_json_text(msg), "code",
+                                "permission_denied"));
 }
 
 static void handle_request(struct ctl_conn *c, const char *line, size_t len)

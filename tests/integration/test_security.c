@@ -585,6 +585,9 @@ START_TEST(a_user_outside_the_group_gets_permission_denied)
 {
         static const char cancel[] = "{\"cmd\":\"cancel\",\"id\":1}\n";
         static const char ping[] = "{\"cmd\":\"ping\"}\n";
+        static const char odd[] =
+            "{\"cmd\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+            "\xe2\x82\xac\"}\n";
         char sock[400], out[8192];
         const char *pause[] = {"-c", H.config, "pause", "default", NULL};
         const char *reload_cfg[] = {"-c", H.config, "reload", NULL};
@@ -624,6 +627,9 @@ START_TEST(a_user_outside_the_group_gets_permission_denied)
                       "%s", out);
         ck_assert_int_eq(ctl_as_outsider(false, out, sizeof(out), workers), 0);
         request_as(false, sock, cancel, strlen(cancel), out, sizeof(out));
+        ck_assert_msg(strstr(out, "\"code\":\"permission_denied\"") != NULL, "%s", out);
+        /* A command whose name, cut at 64 bytes for the message, splits a character. */
+        request_as(false, sock, odd, strlen(odd), out, sizeof(out));
         ck_assert_msg(strstr(out, "\"code\":\"permission_denied\"") != NULL, "%s", out);
         request_as(false, sock, ping, strlen(ping), out, sizeof(out));
         ck_assert_msg(strstr(out, "\"ok\":true") != NULL, "%s", out);
