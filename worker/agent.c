@@ -209,10 +209,7 @@ static void exec_agent(const struct child *c, pid_t worker, int in, int out, int
         confine_enter_child(&c->limits);
         if (cwd != NULL && chdir(cwd) < 0)
                 goto failed;
-        /* execvpe() would search the worker's PATH, which chimerad does not give it:
-         * the agent's own (the default or the config's) is the one to search. */
-        environ = envp;
-        execvp(argv[0], argv);
+        execvpe(argv[0], argv, envp);
 failed:
         e = errno;
         if (write(status_fd, &e, sizeof(e)) < 0)
