@@ -12,11 +12,14 @@
 #   latency  (c) pickup latency: 300 single tasks 20 ms apart into an idle
 #            pool, from INSERT commit to phase start, p50/p95/p99
 #   backlog  (e) drain rate with 10,000 versus 1,000,000 tasks queued, with
-#            the EXPLAIN of the claim query's inner SELECT
+#            the EXPLAIN (ANALYZE) of the claim statement
 #   sql      the plain-SQL ceiling: 8 pgbench clients claiming B rows with
 #            SKIP LOCKED and marking them done, 2 commits a cycle, B=10, 100
+#   churn    1,000,000 tasks through chimerad with a short retention and a
+#            bounded backlog: sizes of chimera.tasks, its indexes and
+#            chimera.task_events over the run (not part of "all": it is long)
 #
-# With no PART (or "all") every part runs, in that order.  Aliases: a and d
+# With no PART (or "all") every part but churn runs, in that order.  Aliases: a and d
 # for noop, b for exec, c for latency, e for backlog, ceiling for sql.
 # Output: each part's details as it runs, then a table for people and one
 # "bench: key=value" line per figure for scripts.
@@ -25,7 +28,7 @@
 #   BENCH_BUILD [build]             where chimerad, chimera-worker and build/bench/ are
 #   BENCH_NO_MAKE                   set: do not run make first (`make bench` has)
 #   BENCH_POOL [8]                  pool.size
-#   BENCH_PREFETCH [0]              pool.prefetch: tasks claimed ahead of free workers
+#   BENCH_PREFETCH [64]             pool.prefetch: tasks claimed ahead of free workers
 #   BENCH_LOG_LEVEL [info]          chimerad's log.level (its log goes to a file)
 #   BENCH_NOOP_TASKS [20000]        tasks for part noop
 #   BENCH_EXEC_TASKS [5000]         tasks for part exec
@@ -45,6 +48,14 @@
 #                                   claim is then planned without statistics, as right
 #                                   after a first burst, before autovacuum's next round)
 #   BENCH_TIMEOUT [300]             seconds any one drain may take before the run fails
+#   BENCH_CHURN_TASKS [1000000]     tasks for part churn
+#   BENCH_CHURN_RETENTION [5s]      chimerad's retention in part churn
+#   BENCH_CHURN_BACKLOG [10000]     part churn tops the queue up to this when it falls
+#                                   under half of it
+#   BENCH_CHURN_SAMPLE_S [2]        seconds between two samples of the sizes
+#   BENCH_CHURN_TIMEOUT [7200]      seconds part churn may take before it fails
+#   BENCH_CHURN_NAPTIME             autovacuum_naptime for part churn ("10s"); default:
+#                                   the server's, 1min
 #
 # Everything it starts (PostgreSQL, chimerad and its workers) is stopped on
 # every way out, by a trap.
@@ -55,7 +66,7 @@ cd "$top"
 
 build=${BENCH_BUILD:-build}
 POOL=${BENCH_POOL:-8}
-PREFETCH=${BENCH_PREFETCH:-0}
+PREFETCH=${BENCH_PREFETCH:-64}
 LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
 NOOP_TASKS=${BENCH_NOOP_TASKS:-20000}
 EXEC_TASKS=${BENCH_EXEC_TASKS:-5000}
@@ -93,11 +104,12 @@ for arg in "$@"; do
         latency | c) parts="$parts latency" ;;
         backlog | e) parts="$parts backlog" ;;
         sql | ceiling) parts="$parts sql" ;;
+        churn) parts="$parts churn" ;;
         -h | --help | help)
                 sed -n '2,/^set -eu/p' "$0" | sed -e '/^set -eu/d' -e 's/^# \{0,1\}//'
                 exit 0
                 ;;
-        *) die "unknown part \"$arg\" (noop, exec, latency, backlog, sql or all)" ;;
+        *) die "unknown part \"$arg\" (noop, exec, latency, backlog, sql, churn or all)" ;;
         esac
 done
 [ -n "$parts" ] || parts="noop exec latency backlog sql"
@@ -527,33 +539,29 @@ part_latency() {
         done
 }
 
-# The inner SELECT of chimerad's claim statement, taken from supervisor/queue.c
-# (CLAIM_SQL) with its parameters filled in; a copy of today's if that fails.
-claim_select() {
-        q=$(awk '/CLAIM_SQL\[\] =/ { on = 1; next }
-                 on { line = $0; sub(/^[ \t]*"/, "", line); sub(/"[ \t;]*$/, "", line);
-                      printf "%s", line; if ($0 ~ /;[ \t]*$/) exit }' supervisor/queue.c |
-                sed -n 's/.*(\(SELECT id FROM chimera\.tasks.*SKIP LOCKED\)).*/\1/p')
-        q=$(printf '%s' "$q" | sed -e "s/\\\$3::text\[\]/'{default}'::text[]/g" \
-                -e "s/\\\$4::int/$POOL/g" -e 's/  */ /g')
-        case $q in
-        '' | *'$'[0-9]*)
-                say "(could not take it from supervisor/queue.c: using the copy in bench/run.sh)" >&2
-                q="SELECT id FROM chimera.tasks WHERE status = 'queued' AND run_at <= now()
-                   AND queue = ANY('{default}'::text[])
-                   AND queue NOT IN (SELECT name FROM chimera.queues WHERE paused)
-                   ORDER BY priority DESC, run_at, id LIMIT $POOL FOR UPDATE SKIP LOCKED"
-                ;;
-        esac
-        printf '%s' "$q"
+# chimerad's claim statement, taken from supervisor/queue.c (CLAIM_SQL).
+claim_sql() {
+        awk '/CLAIM_SQL\[\] =/ { on = 1; next }
+             on { line = $0; sub(/^[ \t]*"/, "", line); sub(/"[ \t;]*$/, "", line);
+                  printf "%s", line; if ($0 ~ /;[ \t]*$/) exit }' supervisor/queue.c |
+                sed -e 's/\\"/"/g' -e 's/  */ /g'
 }
 
+# EXPLAIN (ANALYZE) of the claim as chimerad runs it: a prepared statement
+# with its parameters (this run's pool size as the LIMIT), in a transaction
+# rolled back, so nothing is claimed.
 explain_claim() { # TITLE
-        say "EXPLAIN (ANALYZE, BUFFERS) of the claim's inner SELECT, $1:"
-        # ANALYZE runs it, FOR UPDATE and all: inside a transaction rolled back.
+        q=$(claim_sql)
+        case $q in
+        'WITH c AS'*) ;;
+        *) die "could not take CLAIM_SQL from supervisor/queue.c" ;;
+        esac
+        say "EXPLAIN (ANALYZE, BUFFERS) of the claim statement, $1:"
         "$PSQL" -X -q -At -v ON_ERROR_STOP=1 -d "$url" <<EOF | sed 's/^/    /'
 BEGIN;
-EXPLAIN (ANALYZE, BUFFERS) $(claim_select);
+PREPARE claim(uuid, bigint, text[], int, text) AS $q;
+EXPLAIN (ANALYZE, BUFFERS) EXECUTE claim('00000000-0000-4000-8000-000000000000', 60000,
+                                         '{default}', $POOL, 'bench');
 ROLLBACK;
 EOF
 }
@@ -642,6 +650,238 @@ EOF
         sql "DROP SCHEMA bench CASCADE"
 }
 
+# ---- part churn: table and index sizes under churn (issue 6) ----
+#
+# CHURN_TASKS noop tasks go through one chimerad with a short `retention`.
+# They are inserted in chunks (one INSERT ... generate_series each) that top
+# the queue up to CHURN_BACKLOG whenever it falls below half of that, so the
+# backlog stays bounded and the table holds only the backlog, what runs, and
+# what finished within the retention (plus the dead rows autovacuum has not
+# reclaimed yet).  Every CHURN_SAMPLE_S seconds, and at every tenth of the
+# way, it samples the sizes of chimera.tasks and chimera.task_events (heap,
+# each index, total) and the statistics' live and dead rows.  Tables that
+# grew with the tasks processed would peak about twice as high in the second
+# half of the run as in the first; bounded ones peak about as high, once the
+# run is long next to autovacuum_naptime (1 min by default): until
+# autovacuum first comes, they grow by every task's dead rows.  Once the
+# last task has finished it waits for retention to delete every row, to show
+# that nothing is left behind.
+
+CHURN_TASKS=${BENCH_CHURN_TASKS:-1000000}
+CHURN_RETENTION=${BENCH_CHURN_RETENTION:-5s}
+CHURN_BACKLOG=${BENCH_CHURN_BACKLOG:-10000}
+CHURN_SAMPLE_S=${BENCH_CHURN_SAMPLE_S:-2}
+CHURN_TIMEOUT=${BENCH_CHURN_TIMEOUT:-7200}
+CHURN_NAPTIME=${BENCH_CHURN_NAPTIME:-}
+
+# One sample as key=value words: elapsed seconds, tasks done, sizes in
+# bytes, rows from pg_stat_user_tables, autovacuum runs, each index's size.
+churn_sample() { # ELAPSED DONE
+        sql "SELECT 't=$1 done=$2'
+                 || ' tasks_heap=' || pg_relation_size('chimera.tasks')
+                 || ' tasks_indexes=' || pg_indexes_size('chimera.tasks')
+                 || ' tasks_total=' || pg_total_relation_size('chimera.tasks')
+                 || ' events_heap=' || pg_relation_size('chimera.task_events')
+                 || ' events_indexes=' || pg_indexes_size('chimera.task_events')
+                 || ' events_total=' || pg_total_relation_size('chimera.task_events')
+                 || ' total=' || (pg_total_relation_size('chimera.tasks')
+                                  + pg_total_relation_size('chimera.task_events'))
+                 || (SELECT string_agg(' ' || CASE relid WHEN 'chimera.tasks'::regclass
+                                                   THEN 'tasks' ELSE 'events' END
+                                          || '_live=' || n_live_tup || ' '
+                                          || CASE relid WHEN 'chimera.tasks'::regclass
+                                                   THEN 'tasks' ELSE 'events' END
+                                          || '_dead=' || n_dead_tup || ' '
+                                          || CASE relid WHEN 'chimera.tasks'::regclass
+                                                   THEN 'tasks' ELSE 'events' END
+                                          || '_autovacuums=' || autovacuum_count, '')
+                       FROM pg_stat_user_tables
+                      WHERE relid IN ('chimera.tasks'::regclass, 'chimera.task_events'::regclass))
+                 || (SELECT string_agg(' idx_' || c.relname || '=' || pg_relation_size(c.oid), ''
+                                       ORDER BY c.relname)
+                       FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                      WHERE i.indrelid IN ('chimera.tasks'::regclass,
+                                           'chimera.task_events'::regclass))" >>"$tmp/churn.samples"
+}
+
+# KEY of the sample taken nearest to DONE tasks (the first at or past it).
+churn_at() { # KEY DONE
+        awk -v k="$1" -v d="$2" '{ v = ""; n = -1
+                for (i = 1; i <= NF; i++) { split($i, kv, "=")
+                        if (kv[1] == "done") n = kv[2]; if (kv[1] == k) v = kv[2] }
+                if (n >= d && v != "") { print v; exit } }' "$tmp/churn.samples"
+}
+
+# The largest KEY over the samples with FROM <= done < TO.
+churn_peak() { # KEY FROM TO
+        awk -v k="$1" -v lo="$2" -v hi="$3" '{ v = ""; n = -1
+                for (i = 1; i <= NF; i++) { split($i, kv, "=")
+                        if (kv[1] == "done") n = kv[2]; if (kv[1] == k) v = kv[2] }
+                if (n >= lo && n < hi && v != "" && v + 0 > m + 0) m = v }
+                END { print m + 0 }' "$tmp/churn.samples"
+}
+
+churn_seconds() { # DURATION as chimerad reads it ("5s", "2m"), in whole seconds
+        case $1 in
+        *ms) echo $((${1%ms} / 1000)) ;;
+        *s) echo "${1%s}" ;;
+        *m) echo $((${1%m} * 60)) ;;
+        *h) echo $((${1%h} * 3600)) ;;
+        *d) echo $((${1%d} * 86400)) ;;
+        *) echo 0 ;;
+        esac
+}
+
+churn_mb() { # BYTES
+        calc "$1 / 1048576" | xargs printf '%.1f'
+}
+
+churn_row() { # the last sample as a table row
+        tail -n 1 "$tmp/churn.samples" | awk -v total="$CHURN_TASKS" '{
+                for (i = 1; i <= NF; i++) { split($i, kv, "="); s[kv[1]] = kv[2] }
+                mb = 1048576
+                printf "  %5.0f%% %9d %7.0f %9d %8d %9.1f %9.1f %9.1f %9.1f %9.1f\n",
+                        100 * s["done"] / total, s["done"], s["t"], s["tasks_live"],
+                        s["tasks_dead"], s["tasks_heap"] / mb, s["tasks_indexes"] / mb,
+                        s["events_heap"] / mb, s["events_indexes"] / mb, s["total"] / mb }'
+}
+
+part_churn() {
+        section "churn: $CHURN_TASKS builtin:noop tasks through chimerad, retention $CHURN_RETENTION," \
+                "backlog kept under $CHURN_BACKLOG"
+        reset_db
+        : >"$tmp/churn.samples"
+        churn_cfg=$tmp/churn.json
+        cat >"$churn_cfg" <<CHURN_EOF
+{
+  "database": "$url",
+  "control_socket": "$sock",
+  "pool": {"size": $POOL, "prefetch": $PREFETCH},
+  "log": {"level": "$LOG_LEVEL"},
+  "retention": "$CHURN_RETENTION",
+  "workflows": {"noop": {"initial": "run", "phases": {"run": {"agent": "builtin:noop"}}}}
+}
+CHURN_EOF
+        "$build/chimerad" -c "$churn_cfg" --check-config >/dev/null
+        if [ -n "$CHURN_NAPTIME" ]; then
+                sql "ALTER SYSTEM SET autovacuum_naptime = '$CHURN_NAPTIME'"
+                sql "SELECT pg_reload_conf()" >/dev/null
+                sleep 0.5
+        fi
+        say "autovacuum_naptime $(sql "SHOW autovacuum_naptime"); chimera.tasks options:" \
+                "$(sql "SELECT array_to_string(reloptions, ', ') FROM pg_class WHERE oid = 'chimera.tasks'::regclass");" \
+                "chimera.task_events options:" \
+                "$(sql "SELECT coalesce(array_to_string(reloptions, ', '), 'defaults') FROM pg_class WHERE oid = 'chimera.task_events'::regclass")"
+        saved_cfg=$cfg
+        cfg=$churn_cfg
+        start_chimerad churn
+        cfg=$saved_cfg
+        say "sizes in MB; live and dead rows from pg_stat_user_tables (estimates):"
+        say "  progress      done       s  live rows dead rows tasks heap  tasks idx events heap events idx     total"
+        load_start
+        inserted=0 done=0 mark=1 t0=$(now) next_sample=0
+        churn_sample 0 0
+        while :; do
+                # shellcheck disable=SC2046 # two numbers
+                set -- $(sql "SELECT count(*) FILTER (WHERE status = 'queued'),
+                                     count(*) FILTER (WHERE status = 'running')
+                                FROM chimera.tasks WHERE status IN ('queued', 'running')" | tr '|' ' ')
+                done=$((inserted - $1 - $2))
+                el=$(calc "$(now) - $t0")
+                if [ "$1" -lt $((CHURN_BACKLOG / 2)) ] && [ "$inserted" -lt "$CHURN_TASKS" ]; then
+                        add=$((CHURN_BACKLOG - $1))
+                        [ $((inserted + add)) -le "$CHURN_TASKS" ] || add=$((CHURN_TASKS - inserted))
+                        sql "INSERT INTO chimera.tasks (workflow) SELECT 'noop' FROM generate_series(1, $add)"
+                        inserted=$((inserted + add))
+                fi
+                if [ "$done" -ge $((CHURN_TASKS * mark / 10)) ]; then
+                        churn_sample "$el" "$done"
+                        churn_row
+                        while [ "$mark" -le 10 ] && [ "$done" -ge $((CHURN_TASKS * mark / 10)) ]; do
+                                mark=$((mark + 1))
+                        done
+                elif [ "$(calc "($el >= $next_sample) ? 1 : 0")" = 1 ]; then
+                        churn_sample "$el" "$done"
+                        next_sample=$(calc "$el + $CHURN_SAMPLE_S")
+                fi
+                [ "$done" -lt "$CHURN_TASKS" ] || break
+                kill -0 "$cpid" 2>/dev/null || die "chimerad exited during the churn run"
+                [ "$(calc "($el < $CHURN_TIMEOUT) ? 1 : 0")" = 1 ] ||
+                        die "churn: only $done of $CHURN_TASKS tasks done after $CHURN_TIMEOUT s (BENCH_CHURN_TIMEOUT)"
+                sleep 0.2
+        done
+        wall=$(calc "$(now) - $t0")
+        load_end churn
+        failed=$(sql "SELECT count(*) FROM chimera.tasks WHERE status <> 'succeeded'")
+        [ "$failed" = 0 ] || die "churn: $failed tasks did not succeed; see chimera.tasks.last_error"
+        # Retention's last deletions: every row goes once it is past the
+        # retention, within a period (at most 60 s) more.
+        limit=$(($(churn_seconds "$CHURN_RETENTION") + 90))
+        t1=$(now)
+        while [ "$(sql "SELECT count(*) FROM chimera.tasks")" != 0 ] &&
+                [ "$(calc "($(now) - $t1 < $limit) ? 1 : 0")" = 1 ]; do
+                sleep 0.2
+        done
+        emptied=$(calc "int(($(now) - $t1) * 10 + 0.5) / 10")
+        left_tasks=$(sql "SELECT count(*) FROM chimera.tasks")
+        left_events=$(sql "SELECT count(*) FROM chimera.task_events")
+        churn_sample "$(calc "$(now) - $t0")" "$((CHURN_TASKS + 1))"
+        stop_chimerad
+        deleted=$(sed -n 's/.*retention: deleted \([0-9]*\) .*/\1/p' "$log" | awk '{ s += $1 } END { print s + 0 }')
+        runs=$(grep -c 'retention: deleted' "$log" || true)
+        longest=$(sed -n 's/.*retention: deleted .* batch[es]*, \([0-9]*\) ms.*/\1/p' "$log" | sort -n | tail -n 1)
+
+        half=$((CHURN_TASKS / 2))
+        tenth=$((CHURN_TASKS / 10))
+        result churn_tasks "$CHURN_TASKS"
+        result churn_retention "$CHURN_RETENTION"
+        result churn_backlog "$CHURN_BACKLOG"
+        result churn_autovacuum_naptime "$(sql "SHOW autovacuum_naptime")"
+        result churn_wall_s "$(calc "int($wall + 0.5)")"
+        result churn_tasks_per_s "$(calc "int($CHURN_TASKS / $wall + 0.5)")"
+        for k in tasks_total tasks_heap tasks_indexes events_total events_heap events_indexes total; do
+                result "churn_${k}_bytes_at_10pct" "$(churn_at "$k" "$tenth")"
+                result "churn_${k}_bytes_at_50pct" "$(churn_at "$k" "$half")"
+                result "churn_${k}_bytes_at_end" "$(churn_at "$k" "$CHURN_TASKS")"
+                result "churn_${k}_bytes_peak" "$(churn_peak "$k" 0 $((CHURN_TASKS + 1)))"
+        done
+        first=$(churn_peak total 0 "$half")
+        second=$(churn_peak total "$half" $((CHURN_TASKS + 1)))
+        result churn_total_peak_second_half_vs_first_pct "$(calc "int(100 * $second / ($first > 0 ? $first : 1) + 0.5)")"
+        result churn_tasks_autovacuums "$(churn_at tasks_autovacuums "$CHURN_TASKS")"
+        result churn_events_autovacuums "$(churn_at events_autovacuums "$CHURN_TASKS")"
+        result churn_retention_runs "$runs"
+        result churn_retention_deleted "$deleted"
+        result churn_retention_longest_run_ms "${longest:-0}"
+        result churn_rows_left_after_retention "$((left_tasks + left_events))"
+        result churn_emptied_after_s "$emptied"
+
+        say ""
+        say "$CHURN_TASKS tasks in $(get churn_wall_s) s ($(get churn_tasks_per_s) tasks/s, backlog under" \
+                "$CHURN_BACKLOG); $(get churn_other_cpu_pct)% of the CPU went to something else"
+        say "retention: $runs runs deleted $deleted tasks (longest run $(get churn_retention_longest_run_ms) ms);" \
+                "$left_tasks tasks and $left_events events left $emptied s after the last finished"
+        say "autovacuum runs: chimera.tasks $(get churn_tasks_autovacuums), chimera.task_events $(get churn_events_autovacuums)"
+        say "sizes (MB)                        at 10%    at 50%    at end      peak"
+        for k in tasks_heap tasks_indexes tasks_total events_heap events_indexes events_total total; do
+                printf '  %-28s %9s %9s %9s %9s\n' "$k" "$(churn_mb "$(get "churn_${k}_bytes_at_10pct" 0)")" \
+                        "$(churn_mb "$(get "churn_${k}_bytes_at_50pct" 0)")" \
+                        "$(churn_mb "$(get "churn_${k}_bytes_at_end" 0)")" \
+                        "$(churn_mb "$(get "churn_${k}_bytes_peak" 0)")"
+        done
+        for ix in $(tail -n 1 "$tmp/churn.samples" | tr ' ' '\n' | sed -n 's/^\(idx_[^=]*\)=.*/\1/p'); do
+                printf '  %-28s %9s %9s %9s %9s\n' "  ${ix#idx_}" "$(churn_mb "$(churn_at "$ix" "$tenth")")" \
+                        "$(churn_mb "$(churn_at "$ix" "$half")")" "$(churn_mb "$(churn_at "$ix" "$CHURN_TASKS")")" \
+                        "$(churn_mb "$(churn_peak "$ix" 0 $((CHURN_TASKS + 1)))")"
+        done
+        say "peak of the total size over the second half: $(get churn_total_peak_second_half_vs_first_pct)% of the first half's"
+        reset_db
+        if [ -n "$CHURN_NAPTIME" ]; then
+                sql "ALTER SYSTEM RESET autovacuum_naptime"
+                sql "SELECT pg_reload_conf()" >/dev/null
+        fi
+}
+
 # ---- the run ----
 
 started=$(now)
@@ -720,6 +960,12 @@ if ran sql && [ "$(get sql_ceiling_b10_jobs_per_s)" != - ]; then
                         "$(calc "int(100 * $(get drain_noop_tasks_per_s 0) / $(get sql_ceiling_b100_jobs_per_s 1) + 0.5)") %" \
                         ">= 50 %"
         fi
+fi
+if ran churn; then
+        row "churn, $CHURN_TASKS tasks, retention $CHURN_RETENTION" "$(get churn_tasks_per_s) tasks/s" ""
+        row "    chimera.tasks + task_events, peak" "$(churn_mb "$(get churn_total_bytes_peak 0)") MB" ""
+        row "    peak, 2nd half vs 1st half of the run" "$(get churn_total_peak_second_half_vs_first_pct) %" "well under 200 %"
+        row "    rows left after the retention" "$(get churn_rows_left_after_retention)" "0"
 fi
 say ""
 result bench_seconds "$(calc "int($(now) - $started + 0.5)")"

@@ -217,8 +217,10 @@ void util_format_ms(int64_t ms, char *buf, size_t size)
                 snprintf(buf, size, "%llds", (long long)(ms / 1000));
         else if (ms < 3600000 || ms % 3600000 != 0)
                 snprintf(buf, size, "%lldm", (long long)(ms / 60000));
-        else
+        else if (ms < 86400000 || ms % 86400000 != 0)
                 snprintf(buf, size, "%lldh", (long long)(ms / 3600000));
+        else
+                snprintf(buf, size, "%lldd", (long long)(ms / 86400000));
 }
 
 void util_format_size(int64_t bytes, char *buf, size_t size)

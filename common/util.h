@@ -25,7 +25,7 @@ int util_parse_duration(const char *s, int64_t *ms) __attribute__((warn_unused_r
  */
 int util_parse_size(const char *s, int64_t *bytes) __attribute__((warn_unused_result));
 
-/* Formats milliseconds for messages: "250ms", "1.5s", "90s", "5m", "2h". */
+/* Formats milliseconds for messages: "250ms", "1.5s", "90s", "5m", "2h", "7d". */
 void util_format_ms(int64_t ms, char *buf, size_t size);
 
 /*

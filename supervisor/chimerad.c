@@ -19,6 +19,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -38,6 +39,7 @@
 #include "migrate.h"
 #include "privsep.h"
 #include "queue.h"
+#include "retention.h"
 #include "util.h"
 
 #define DRAIN_DB_GRACE_MS 5000
@@ -152,7 +154,8 @@ void supervisor_maybe_finish(struct supervisor *sv)
         if (sv->state != SUP_STOPPING)
                 return;
         pool_shutdown(&sv->pool);
-        if (!pool_all_exited(&sv->pool) || !queue_quiet(sv->queue) || !db_is_up(sv->db))
+        if (!pool_all_exited(&sv->pool) || !queue_quiet(sv->queue) ||
+            !retention_quiet(sv->retention) || !db_is_up(sv->db))
                 return;
         if (!sv->deregistered) {
                 sv->deregistered = true;
@@ -252,6 +255,7 @@ int supervisor_reload(struct supervisor *sv, char *err, size_t errsz)
         log_init("chimerad", cfg->log_level, cfg->log_format);
         db_set_timeout(sv->db, cfg->lease_ms);
         queue_reconfigure(sv->queue);
+        retention_reconfigure(sv->retention);
         pool_reconfigure(&sv->pool);
         cgroup_check_config(sv->cgroup, cfg);
         config_free(old);
@@ -280,6 +284,7 @@ static void database_state_cb(bool up, void *arg)
         struct supervisor *sv = arg;
 
         queue_db_state(sv->queue, up);
+        retention_db_state(sv->retention, up);
         supervisor_maybe_finish(sv);
 }
 
@@ -338,6 +343,10 @@ static int run(struct supervisor *sv)
 {
         char *redacted, err[1024];
 
+        /* Write batches and claim results are the only big buffers: give them back
+         * to the system when freed (a fixed mmap threshold), so that a burst does
+         * not leave the heap at its peak size for good. */
+        mallopt(M_MMAP_THRESHOLD, 64 * 1024);
         sv->base = event_base_new();
         if (sv->base == NULL)
                 fatalx("event_base_new failed");
@@ -370,6 +379,7 @@ static int run(struct supervisor *sv)
          * leases are lapsing anyway, and the results wait in memory. */
         db_set_timeout(sv->db, sv->cfg->lease_ms);
         sv->queue = queue_new(sv);
+        sv->retention = retention_new(sv);
         sv->breakers = breakers_new();
         sv->cgroup = cgroup_setup(sv->cfg->pool_size);
         if (enter_service_user(sv) < 0)
@@ -397,6 +407,7 @@ static void supervisor_free(struct supervisor *sv)
         pool_free(&sv->pool);
         cgroup_free(sv->cgroup);
         queue_free(sv->queue);
+        retention_free(sv->retention);
         breakers_free(sv->breakers);
         db_free(sv->db);
         control_free(sv->control);

@@ -3,7 +3,8 @@
  *
  * One process, one libevent loop.  struct supervisor is the root: it owns
  * the config, the database client (db.c), the queue logic built on it
- * (queue.c), the worker pool (pool.c) and the control socket (control.c).
+ * (queue.c), the deletion of old finished tasks (retention.c), the worker
+ * pool (pool.c) and the control socket (control.c).
  * Nothing here blocks; every wait is an event.
  */
 #ifndef CHIMERA_CHIMERAD_H
@@ -25,6 +26,7 @@ struct breakers;
 struct notify;
 struct http;
 struct cgroup;
+struct retention;
 
 enum sup_state {
         SUP_STARTING, /* waiting for the database and the schema check */
@@ -138,9 +140,10 @@ struct supervisor {
         struct control *control;
         struct queue *queue;
         struct breakers *breakers;
-        struct notify *notify;  /* owned by notify.c; NULL outside systemd */
-        struct http *http;      /* NULL unless http.listen is set */
-        struct cgroup *cgroup;  /* the pool's cgroup sub-tree; NULL without delegation */
+        struct notify *notify; /* owned by notify.c; NULL outside systemd */
+        struct http *http;     /* NULL unless http.listen is set */
+        struct cgroup *cgroup; /* the pool's cgroup sub-tree; NULL without delegation */
+        struct retention *retention;
         struct privsep privsep; /* who chimerad runs as, and the socket's group */
         struct sup_stats stats;
 

@@ -79,6 +79,9 @@ struct queue {
  * per queue and the best $4 of them claimed; the others are only unlocked
  * at commit.
  */
+/* Most task updates written by one statement. */
+#define WRITE_BATCH_MAX 512
+
 static const char CLAIM_SQL[] =
     "WITH c AS ("
     " UPDATE chimera.tasks t"
@@ -871,14 +874,20 @@ static void queue_flush(struct queue *q)
         const char *params[2];
         json_t *batch, *op;
         const char *key;
+        void *tmp;
         char *text;
 
         if (q->write_inflight || json_object_size(q->pending) == 0 || !db_is_up(sv->db))
                 return;
+        /* Oldest first, at most WRITE_BATCH_MAX: bounded statements, bounded memory. */
         batch = json_array();
-        json_object_foreach (q->pending, key, op)
+        json_object_foreach_safe(q->pending, tmp, key, op)
+        {
+                if (json_array_size(batch) >= WRITE_BATCH_MAX)
+                        break;
                 json_array_append(batch, op);
-        json_object_clear(q->pending);
+                json_object_del(q->pending, key);
+        }
         text = json_dumps(batch, JSON_COMPACT);
         if (text == NULL)
                 fatalx("%s: cannot encode a write batch", __func__);

@@ -14,9 +14,10 @@
  * checkpoint, so it needs no column of its own and survives retries.  A
  * phase whose worker died is not in it: nobody measured it.
  *
- * Frames are collected and written together before anything that takes
- * time (an agent program, builtin:sleep) and at the end of the task, so a
- * quick task costs the supervisor one wake-up, not one per frame.
+ * Frames are collected in the outbox (outbox.c) and written together
+ * before anything that takes time (builtin:sleep; an agent program's once
+ * it is spawned) and at the end of the task, so a quick task costs the
+ * supervisor one wake-up, not one per frame.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -27,6 +28,7 @@
 
 #include "agent_proto.h"
 #include "frame.h"
+#include "outbox.h"
 #include "log.h"
 #include "util.h"
 #include "worker.h"
@@ -39,50 +41,17 @@ struct run {
         json_int_t attempt;
         struct workflow *wf;
         json_t *state; /* owned checkpoint */
-        char *out;     /* frames not written yet */
-        size_t outlen, outcap;
 };
 
-/* Writes the frames collected so far. */
 static int flush_frames(struct run *r)
 {
-        size_t off = 0;
-
-        while (off < r->outlen) {
-                ssize_t n = write(r->fd, r->out + off, r->outlen - off);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0) {
-                        log_warnx("task %lld: writing to the supervisor: %s", (long long)r->id,
-                                  strerror(errno));
-                        return -1;
-                }
-                off += (size_t)n;
-        }
-        r->outlen = 0;
-        return 0;
+        return outbox_flush(r->fd);
 }
 
 /* Encodes msg (stolen) as a frame and adds it to those to write. */
 static int send_msg(struct run *r, json_t *msg)
 {
-        char err[256];
-        size_t len;
-        char *frame = frame_encode(msg, r->max, &len, err, sizeof(err));
-
-        json_decref(msg);
-        if (frame == NULL) {
-                log_warnx("task %lld: %s", (long long)r->id, err);
-                return -1;
-        }
-        if (r->outlen + len > r->outcap) {
-                r->outcap = r->outlen + len > 2 * r->outcap ? r->outlen + len : 2 * r->outcap;
-                r->out = util_realloc(r->out, r->outcap);
-        }
-        memcpy(r->out + r->outlen, frame, len);
-        r->outlen += len;
-        free(frame);
-        return 0;
+        return outbox_add(msg, r->max);
 }
 
 /*
@@ -256,10 +225,13 @@ static int run_phases(struct run *r)
                                  p->agent);
                         return send_result(r, "defer", NULL, err);
                 }
-                /* The supervisor hears of the start before anything slow runs; of
-                 * an instant one's start, with its end. */
-                if (!workflow_agent_is_instant(p->agent) &&
-                    (send_started(r, p) < 0 || flush_frames(r) < 0))
+                /* The supervisor hears of the start before anything slow runs: of
+                 * an agent program's, with the "spawned" frame agent.c sends (and
+                 * flushes) once it runs; of an instant one's, with its end. */
+                if (!workflow_agent_is_instant(p->agent) && send_started(r, p) < 0)
+                        return -1;
+                if (workflow_agent_is_builtin(p->agent) && !workflow_agent_is_instant(p->agent) &&
+                    flush_frames(r) < 0)
                         return -1;
                 req = agent_request(r, p);
                 t0 = util_now_ms();
@@ -304,6 +276,29 @@ static int run_phases(struct run *r)
         }
 }
 
+/*
+ * The parsed workflow of a task frame.  Tasks of one workflow follow each
+ * other, each frame carrying the same definition: the last one parsed is
+ * kept and used again while name and definition are equal.  Borrowed: valid
+ * until the next call.
+ */
+static struct workflow *cached_workflow(const char *name, json_t *def, char *err, size_t errsz)
+{
+        static struct workflow *wf;
+        static json_t *wf_def;
+        static char *wf_name;
+
+        if (wf != NULL && name != NULL && strcmp(name, wf_name) == 0 && json_equal(def, wf_def))
+                return wf;
+        workflow_free(wf);
+        json_decref(wf_def);
+        free(wf_name);
+        wf = workflow_parse(name, def, "workflow", NULL, NULL, err, errsz);
+        wf_def = wf != NULL ? json_deep_copy(def) : NULL;
+        wf_name = wf != NULL ? util_strdup(name) : NULL;
+        return wf;
+}
+
 int runner_run(int fd, size_t max_frame, json_t *task)
 {
         struct run r = {.fd = fd, .max = max_frame, .task = task};
@@ -312,9 +307,8 @@ int runner_run(int fd, size_t max_frame, json_t *task)
 
         r.id = json_integer_value(json_object_get(task, "id"));
         r.attempt = json_integer_value(json_object_get(task, "attempt"));
-        r.wf = workflow_parse(json_string_value(json_object_get(task, "workflow")),
-                              json_object_get(task, "definition"), "workflow", NULL, NULL, err,
-                              sizeof(err));
+        r.wf = cached_workflow(json_string_value(json_object_get(task, "workflow")),
+                               json_object_get(task, "definition"), err, sizeof(err));
         if (r.wf == NULL) {
                 char msg[1100];
                 snprintf(msg, sizeof(msg), "invalid workflow definition: %s", err);
@@ -327,8 +321,6 @@ int runner_run(int fd, size_t max_frame, json_t *task)
                 rc = run_phases(&r);
         if (rc == 0 && flush_frames(&r) < 0)
                 rc = -1;
-        free(r.out);
         json_decref(r.state);
-        workflow_free(r.wf);
         return rc;
 }

@@ -37,6 +37,7 @@ int main(void)
         srunner_add_suite(sr, retry_suite());
         srunner_add_suite(sr, lifecycle_suite());
         srunner_add_suite(sr, commands_suite());
+        srunner_add_suite(sr, retention_suite());
         srunner_add_suite(sr, http_suite());
         srunner_add_suite(sr, systemd_suite());
         srunner_add_suite(sr, faults_suite());

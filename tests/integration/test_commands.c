@@ -875,15 +875,16 @@ START_TEST(migrate_twice_creates_the_schema_then_finds_it_current)
         h_exec("DROP SCHEMA chimera CASCADE");
         ck_assert_int_eq(ctl_split("--database", H.url, "migrate", NULL), 0);
         ck_assert_msg(strstr(out, "applied 001_init") != NULL, "%s", out);
-        ck_assert_msg(strstr(out, "schema is now at version 1") != NULL, "%s", out);
+        ck_assert_msg(strstr(out, "applied 002_retention") != NULL, "%s", out);
+        ck_assert_msg(strstr(out, "schema is now at version 2") != NULL, "%s", out);
         ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.tasks"), 0);
         ck_assert_int_eq(ctl_split("--database", H.url, "migrate", NULL), 0);
-        ck_assert_str_eq(out, "schema is up to date (version 1)\n");
+        ck_assert_str_eq(out, "schema is up to date (version 2)\n");
 
         ck_assert_int_eq(ctl_split("--database", H.url, "migrate", "--json", NULL), 0);
         j = parse_out();
-        ck_assert_int_eq(json_integer_value(json_object_get(j, "from_version")), 1);
-        ck_assert_int_eq(json_integer_value(json_object_get(j, "version")), 1);
+        ck_assert_int_eq(json_integer_value(json_object_get(j, "from_version")), 2);
+        ck_assert_int_eq(json_integer_value(json_object_get(j, "version")), 2);
         ck_assert_int_eq(json_array_size(json_object_get(j, "applied")), 0);
         json_decref(j);
 
@@ -891,14 +892,17 @@ START_TEST(migrate_twice_creates_the_schema_then_finds_it_current)
         ck_assert_int_eq(ctl_split("--database", H.url, "--json", "migrate", NULL), 0);
         j = parse_out();
         ck_assert_int_eq(json_integer_value(json_object_get(j, "from_version")), 0);
+        ck_assert_int_eq(json_array_size(json_object_get(j, "applied")), 2);
         ck_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "applied"), 0)),
                          "001_init");
+        ck_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "applied"), 1)),
+                         "002_retention");
         json_decref(j);
 
         /* The config's database, as for every command; and a supervisor starts on it. */
         h_write_config(1, NULL);
         ck_assert_int_eq(CTL("migrate"), 0);
-        ck_assert_str_eq(out, "schema is up to date (version 1)\n");
+        ck_assert_str_eq(out, "schema is up to date (version 2)\n");
         h_start_chimerad(H.config, "chimerad");
         ck_assert(wait_status(submit_sql("noop", "{}", "default"), "succeeded"));
 }

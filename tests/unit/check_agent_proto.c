@@ -355,6 +355,10 @@ START_TEST(durations_in_messages_read_naturally)
         ck_assert_str_eq(buf, "2h");
         util_format_ms(90000, buf, sizeof(buf));
         ck_assert_str_eq(buf, "90s");
+        util_format_ms(7 * 86400000LL, buf, sizeof(buf));
+        ck_assert_str_eq(buf, "7d");
+        util_format_ms(36 * 3600000LL, buf, sizeof(buf));
+        ck_assert_str_eq(buf, "36h");
 }
 END_TEST
 
