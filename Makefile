@@ -60,7 +60,7 @@ SUPERVISOR_SRCS = supervisor/chimerad.c supervisor/pool.c supervisor/db.c \
                   supervisor/queue.c supervisor/control.c supervisor/control_proto.c \
                   supervisor/migrate.c \
                   supervisor/breaker.c supervisor/notify.c supervisor/http.c \
-                  supervisor/http_proto.c supervisor/cgroup.c \
+                  supervisor/http_proto.c supervisor/cgroup.c supervisor/privsep.c \
                   supervisor/retention.c \
                   $(BUILD)/sql_migrations.c
 WORKER_SRCS = worker/chimera-worker.c worker/runner.c worker/outbox.c worker/agent.c worker/agent_proto.c \
@@ -79,7 +79,8 @@ INTEG_SRCS  = tests/integration/check_integration.c tests/integration/harness.c 
               tests/integration/test_lifecycle.c tests/integration/test_commands.c \
               tests/integration/test_http.c tests/integration/test_systemd.c \
               tests/integration/test_partition.c tests/integration/test_prefetch.c \
-              tests/integration/test_limits.c tests/integration/test_retention.c
+              tests/integration/test_limits.c tests/integration/test_retention.c \
+              tests/integration/test_security.c
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(patsubst $(BUILD)/%,%,$(1)))
 

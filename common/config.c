@@ -134,6 +134,9 @@ static const struct key_spec log_keys[] = {
 static const struct key_spec top_keys[] = {
     STRING_KEY("database", CFG(database), 0),
     STRING_KEY("control_socket", CFG(control_socket), 1),
+    STRING_KEY("control_socket_group", CFG(control_socket_group), 1),
+    STRING_KEY("user", CFG(user), 1),
+    STRING_KEY("group", CFG(group), 1),
     OBJECT_KEY("pool", pool_keys),
     CUSTOM_KEY("queues", parse_queues, 0),
     DURATION_KEY("poll_interval", CFG(poll_interval_ms), 1),
@@ -665,6 +668,11 @@ static int check_consistency(struct cfg_parser *p)
         const struct config *cfg = p->cfg;
         char base[32];
 
+        /* Changing only the group would leave chimerad root, which can change it back. */
+        if (cfg->group != NULL && cfg->user == NULL)
+                return cfg_error(p, "group",
+                                 "needs \"user\" as well: chimerad changes its group "
+                                 "only when it changes its user");
         if (cfg->retry_max_ms < cfg->retry_base_ms) {
                 format_amount(KEY_DURATION, cfg->retry_base_ms, base, sizeof(base));
                 return cfg_error(p, "retry.max", "expected a duration of at least retry.base (%s)",
@@ -831,6 +839,9 @@ void config_free(struct config *cfg)
         free_strv(cfg->queues, cfg->nqueues);
         free(cfg->http_token_file);
         free(cfg->http_listen);
+        free(cfg->group);
+        free(cfg->user);
+        free(cfg->control_socket_group);
         free(cfg->control_socket);
         free(cfg->database);
         free(cfg->path);

@@ -33,9 +33,13 @@ struct agent_def {
 };
 
 struct config {
-        char *path;           /* where it was read from ("<string>" for tests) */
-        char *database;       /* "database"; NULL: CHIMERA_DATABASE_URL, then PG* variables */
-        char *control_socket; /* "control_socket", default CONFIG_DEFAULT_CONTROL_SOCKET */
+        char *path;                 /* where it was read from ("<string>" for tests) */
+        char *database;             /* "database"; NULL: CHIMERA_DATABASE_URL, then PG* variables */
+        char *control_socket;       /* "control_socket", default CONFIG_DEFAULT_CONTROL_SOCKET */
+        char *control_socket_group; /* "control_socket_group": the socket's group, default
+                                       NULL = the group chimerad runs as */
+        char *user;  /* "user": started as root, chimerad becomes this user; NULL = stays */
+        char *group; /* "group" (needs "user"): instead of the user's primary group */
 
         int pool_size;                 /* "pool.size", default 4, 1..1024 */
         int pool_max_tasks_per_worker; /* "pool.max_tasks_per_worker", default 0 = no limit */

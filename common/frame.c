@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,6 +201,58 @@ fail:
                 util_utf8_sanitize(err);
         json_decref(msg);
         return -1;
+}
+
+/* Characters of a JSON number token. */
+static bool number_char(char c)
+{
+        return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
+}
+
+/*
+ * A number of this many characters may not fit: 19 digits reach past
+ * INT64_MAX, and a real past DBL_MAX has over 300.  Shorter ones always fit.
+ */
+#define LONG_NUMBER 19
+
+int frame_check_json(const char *text, size_t len, const char *what, char *err, size_t errsz)
+{
+        size_t depth = 0, run = 0;
+        bool in_string = false, escaped = false, long_number = false;
+        json_error_t jerr;
+        json_t *v;
+
+        for (size_t i = 0; i < len; i++) {
+                char c = text[i];
+                if (in_string) {
+                        in_string = escaped || c != '"';
+                        escaped = !escaped && c == '\\';
+                        continue;
+                }
+                run = number_char(c) ? run + 1 : 0;
+                long_number = long_number || run >= LONG_NUMBER;
+                if (c == '"') {
+                        in_string = true;
+                } else if (c == '{' || c == '[') {
+                        if (++depth > FRAME_MAX_NESTING) {
+                                snprintf(err, errsz, "%s is nested deeper than %d levels", what,
+                                         FRAME_MAX_NESTING);
+                                return -1;
+                        }
+                } else if ((c == '}' || c == ']') && depth > 0) {
+                        depth--;
+                }
+        }
+        if (!long_number)
+                return 0;
+        /* As the worker will decode it. */
+        v = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+        if (v == NULL) {
+                snprintf(err, errsz, "%s cannot be handed to a worker: %s", what, jerr.text);
+                return -1;
+        }
+        json_decref(v);
+        return 0;
 }
 
 char *frame_encode(json_t *msg, size_t max, size_t *outlen, char *err, size_t errsz)

@@ -76,6 +76,27 @@ int frame_decode(const char *body, size_t len, struct frame *out, char *err, siz
 char *frame_encode(json_t *msg, size_t max, size_t *outlen, char *err, size_t errsz)
     __attribute__((warn_unused_result));
 
+/*
+ * How deep a payload or checkpoint may nest.  A worker decodes its task
+ * frame with jansson, which stops at 2048 levels; the frame, the agent's
+ * request and the checkpoint's results each add a few, and a limit far
+ * below jansson's leaves room for them all.
+ */
+#define FRAME_MAX_NESTING 1000
+
+/*
+ * Checks a JSON text of len bytes from outside the pool (a row's payload or
+ * state, as PostgreSQL prints jsonb), which the supervisor splices into a
+ * task frame without parsing it, for what a worker could not decode:
+ * nesting deeper than FRAME_MAX_NESTING, or a number jansson cannot hold
+ * (an integer beyond 64 bits, a real beyond a double's range).  what
+ * names the text in the message.  One pass over the text; only one that
+ * holds a long number is parsed.  Returns 0, or -1 with the reason in err
+ * ("payload is nested deeper than 1000 levels").
+ */
+int frame_check_json(const char *text, size_t len, const char *what, char *err, size_t errsz)
+    __attribute__((warn_unused_result));
+
 /* Releases out->msg; safe on a cleared frame. */
 void frame_clear(struct frame *f);
 

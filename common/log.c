@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "log.h"
+#include "util.h"
 
 static const char *log_prog = "chimera";
 static enum log_level log_min = LOG_LEVEL_INFO;
@@ -92,7 +93,7 @@ static json_t *task_fields(const struct log_task *t)
         json_t *o = json_pack("{s:I}", "task_id", (json_int_t)t->id);
 
         if (t->workflow != NULL)
-                json_object_set_new(o, "workflow", json_string(t->workflow));
+                json_object_set_new(o, "workflow", util_json_text(t->workflow));
         if (t->attempt > 0)
                 json_object_set_new(o, "attempt", json_integer(t->attempt));
         if (t->phase != NULL)
@@ -132,7 +133,7 @@ static void log_emit_task(enum log_level level, int errnum, const struct log_tas
                 json_object_set_new(o, "prog", json_string(log_prog));
                 json_object_set_new(o, "pid", json_integer((int)getpid()));
                 json_object_set_new(o, "level", json_string(level_names[level]));
-                json_object_set_new(o, "msg", json_string(msg));
+                json_object_set_new(o, "msg", util_json_text(msg));
                 char *s = json_dumps(o, JSON_COMPACT);
                 len = snprintf(line, sizeof(line), "%s\n", s ? s : msg);
                 free(s);

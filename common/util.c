@@ -152,6 +152,32 @@ void util_utf8_sanitize(char *s)
         }
 }
 
+json_t *util_json_text(const char *s)
+{
+        json_t *j = s != NULL ? json_string(s) : NULL;
+        const unsigned char *p = (const unsigned char *)s;
+        char *out, *o;
+
+        if (j != NULL || s == NULL)
+                return j;
+        out = o = util_calloc(3 * strlen(s) + 1, 1);
+        while (*p != '\0') {
+                size_t n = utf8_char_len(p);
+                if (n == 0) {
+                        memcpy(o, "\xef\xbf\xbd", 3);
+                        o += 3;
+                        p++;
+                        continue;
+                }
+                memcpy(o, p, n);
+                o += n;
+                p += n;
+        }
+        j = json_string(out);
+        free(out);
+        return j;
+}
+
 char *util_strdup(const char *s)
 {
         char *p;

@@ -64,6 +64,14 @@ int util_utf8_cut(const char *s, size_t max);
  */
 void util_utf8_sanitize(char *s);
 
+/*
+ * A JSON string of s (new reference), whatever bytes s holds: text that
+ * is not UTF-8 (a name cut inside a character by "%.100s", a row from a
+ * SQL_ASCII database) gets U+FFFD for each byte that is not part of a
+ * valid sequence, rather than no string at all.  NULL gives NULL.
+ */
+json_t *util_json_text(const char *s);
+
 /* strdup that aborts on out-of-memory; NULL in gives NULL out. */
 char *util_strdup(const char *s);
 

@@ -35,7 +35,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -400,9 +402,35 @@ static int wait_fd(int fd, short events, int64_t deadline)
         }
 }
 
+/* " (for root and group G)", saying who may use path, into buf; "" when unknown. */
+static void who_may(const char *path, char *buf, size_t size)
+{
+        struct stat st;
+        struct group *gr;
+
+        buf[0] = '\0';
+        if (stat(path, &st) < 0)
+                return;
+        gr = getgrgid(st.st_gid);
+        if (gr != NULL)
+                snprintf(buf, size, " (mode %04o: its owner and group %s)",
+                         (unsigned)(st.st_mode & 07777), gr->gr_name);
+        else
+                snprintf(buf, size, " (mode %04o: its owner and gid %u)",
+                         (unsigned)(st.st_mode & 07777), (unsigned)st.st_gid);
+}
+
 static void connect_error(const char *path, int errnum, char *err, size_t errsz)
 {
-        if (errnum == ENOENT || errnum == ECONNREFUSED || errnum == ENOTDIR)
+        char who[300];
+
+        if (errnum == EACCES) {
+                who_may(path, who, sizeof(who));
+                snprintf(err, errsz,
+                         "permission denied: cannot connect to chimerad's control "
+                         "socket %s%s",
+                         path, who);
+        } else if (errnum == ENOENT || errnum == ECONNREFUSED || errnum == ENOTDIR)
                 snprintf(err, errsz, "no chimerad is running (cannot connect to %s: %s)", path,
                          strerror(errnum));
         else
@@ -652,6 +680,14 @@ static int load_config(const struct ctl_opts *opts, struct config **cfg)
         if (!opts->config_path && access(path, F_OK) < 0 && errno == ENOENT)
                 return 0;
         *cfg = config_load(path, err, sizeof(err));
+        if (!*cfg && access(path, R_OK) < 0 && errno == EACCES) {
+                /* The config names the database and may hold its password: it is
+                 * for chimerad's group, and so is what it gives access to. */
+                char who[300];
+                who_may(path, who, sizeof(who));
+                ctl_errx("permission denied: cannot read %s%s", path, who);
+                return -1;
+        }
         if (!*cfg) {
                 ctl_errx("%s", err);
                 return -1;
@@ -2962,6 +2998,11 @@ static int cancel_not_held(PGconn *conn, const char *id, json_t *reply,
         char where[400];
         int moved;
 
+        if (code && strcmp(code, "permission_denied") == 0) {
+                ctl_errx("%s", opt_string(reply, "error") ? opt_string(reply, "error")
+                                                          : "permission denied");
+                return EXIT_FAILURE;
+        }
         if (!code || strcmp(code, "not_held") != 0) {
                 ctl_errx("chimerad could not cancel task %s: %s", id,
                          opt_string(reply, "error") ? opt_string(reply, "error")
@@ -3240,6 +3281,10 @@ static int cmd_reload(const struct ctl_opts *opts, int argc, char **argv)
                 reply = ctl_exchange(sock, req, err, sizeof(err));
         if (!reply)
                 ctl_errx("%s", err);
+        else if (opt_string(reply, "code") &&
+                 strcmp(opt_string(reply, "code"), "permission_denied") == 0)
+                ctl_errx("%s", opt_string(reply, "error") ? opt_string(reply, "error")
+                                                          : "permission denied");
         else if (!json_is_true(json_object_get(reply, "ok")))
                 ctl_errx("chimerad refused the new configuration and keeps its running one: %s",
                          opt_string(reply, "error") ? opt_string(reply, "error")

@@ -23,6 +23,7 @@
  * while building, means no sub-tree: one log line says so and agents get
  * rlimits only.  A root cgroup is never taken: it is the machine's.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -37,8 +38,6 @@
 #include "config.h"
 #include "log.h"
 #include "util.h"
-
-#define CGROUP_AGENT_ENV "CHIMERA_AGENT_CGROUP" /* worker/confine.h reads it */
 
 struct cgroup {
         char dir[PATH_MAX]; /* D */
@@ -254,6 +253,62 @@ struct cgroup *cgroup_setup(int pool_size)
                  cg->memory ? "yes" : "no, RLIMIT_AS instead",
                  cg->pids ? "yes" : "no, RLIMIT_NPROC instead");
         return cg;
+}
+
+/* Gives dir and the files in it (not its child cgroups) to uid:gid; 0, or -1 with errno. */
+static int give_dir(const char *dir, uid_t uid, gid_t gid)
+{
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        int rc = 0, saved = 0;
+
+        if (d == NULL)
+                return -1;
+        if (fchownat(dirfd(d), "", uid, gid, AT_EMPTY_PATH) < 0) {
+                rc = -1;
+                saved = errno;
+        }
+        while ((e = readdir(d)) != NULL) {
+                /* Child cgroups are given by the caller; cgroup files never start with '.'. */
+                if (e->d_name[0] == '.' || e->d_type == DT_DIR)
+                        continue;
+                if (fchownat(dirfd(d), e->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
+                        rc = -1;
+                        saved = errno;
+                }
+        }
+        closedir(d);
+        errno = saved;
+        return rc;
+}
+
+int cgroup_give(const struct cgroup *cg, uid_t uid, gid_t gid)
+{
+        /* Of D itself only what Delegate=yes hands over, not the limits set on D. */
+        static const char *const delegated[] = {"cgroup.procs", "cgroup.threads",
+                                                "cgroup.subtree_control"};
+        char path[PATH_MAX + 64];
+
+        snprintf(path, sizeof(path), "%s", cg->dir);
+        if (chown(path, uid, gid) < 0)
+                goto failed;
+        for (size_t i = 0; i < sizeof(delegated) / sizeof(delegated[0]); i++) {
+                snprintf(path, sizeof(path), "%s/%s", cg->dir, delegated[i]);
+                if (chown(path, uid, gid) < 0 && errno != ENOENT)
+                        goto failed;
+        }
+        for (int i = 0; i < cg->slots; i++) {
+                static const char *const parts[] = {"", "/worker", "/agent"};
+                for (size_t j = 0; j < sizeof(parts) / sizeof(parts[0]); j++) {
+                        snprintf(path, sizeof(path), "%s/worker-%d%s", cg->dir, i, parts[j]);
+                        if (give_dir(path, uid, gid) < 0)
+                                goto failed;
+                }
+        }
+        return 0;
+failed:
+        log_warn("agents get rlimits only, no cgroup: cannot hand %s to the service user", path);
+        return -1;
 }
 
 void cgroup_check_config(const struct cgroup *cg, const struct config *cfg)

@@ -10,6 +10,10 @@
 #define CHIMERA_CGROUP_H
 
 #include <stdbool.h>
+#include <sys/types.h>
+
+/* Names a worker's agent leaf for chimera-worker (worker/confine.h reads it). */
+#define CGROUP_AGENT_ENV "CHIMERA_AGENT_CGROUP"
 
 struct cgroup;
 struct config;
@@ -22,6 +26,17 @@ struct config;
  * once which limits agents will get.
  */
 struct cgroup *cgroup_setup(int pool_size);
+
+/*
+ * Hands the sub-tree to uid:gid before a root chimerad becomes that user
+ * (privsep.c), as systemd's Delegate=yes does for a User= service: the
+ * delegated cgroup's directory and its cgroup.procs, cgroup.threads and
+ * cgroup.subtree_control, and everything in the worker sub-trees, so that
+ * workers can still join their leaves and set their agents' limits.
+ * Returns 0, or -1 after logging why; the tree is then of no use to the
+ * new user and the caller frees it.
+ */
+int cgroup_give(const struct cgroup *cg, uid_t uid, gid_t gid) __attribute__((warn_unused_result));
 
 /*
  * Warns about limits of cfg's agents that cannot hold here: a process

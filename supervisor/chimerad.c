@@ -2,9 +2,11 @@
  * chimerad.c - the supervisor: options, start-up, signals and shutdown.
  *
  * Start-up order: config, control socket (so that a second chimerad fails
- * early and clearly), workers, then the database in the background.  The
- * supervisor is RUNNING once the database answers and its schema is
- * current (queue.c); until then workers wait idle.
+ * early and clearly), HTTP listener, cgroup tree; then, everything that
+ * may need root being open, the drop to the service user (privsep.c);
+ * then workers, and the database in the background.  The supervisor is
+ * RUNNING once the database answers and its schema is current (queue.c);
+ * until then workers wait idle.
  *
  * SIGTERM/SIGINT drain: no new claims; running tasks finish; idle workers
  * are told to exit; after shutdown_timeout the busy ones are killed and
@@ -35,6 +37,7 @@
 #include "notify.h"
 #include "log.h"
 #include "migrate.h"
+#include "privsep.h"
 #include "queue.h"
 #include "retention.h"
 #include "util.h"
@@ -207,6 +210,17 @@ static void terminate_cb(evutil_socket_t sig, short what, void *arg)
         supervisor_drain(arg);
 }
 
+/* Keeps the running value (NULL or not) of a string setting a reload cannot change. */
+static void keep_string(const char *key, const char *running, char **value)
+{
+        if ((running == NULL) == (*value == NULL) &&
+            (running == NULL || strcmp(running, *value) == 0))
+                return;
+        log_warnx("reload: %s changed; restart chimerad to apply it", key);
+        free(*value);
+        *value = util_strdup(running);
+}
+
 /*
  * Settings a reload cannot change: they are bound to what is already open
  * (the socket, the connection, the worker slots).  The new config keeps the
@@ -214,17 +228,12 @@ static void terminate_cb(evutil_socket_t sig, short what, void *arg)
  */
 static void keep_fixed_settings(const struct config *old, struct config *cfg)
 {
-        if (strcmp(old->control_socket, cfg->control_socket) != 0) {
-                log_warnx("reload: control_socket changed; restart chimerad to apply it");
-                free(cfg->control_socket);
-                cfg->control_socket = util_strdup(old->control_socket);
-        }
-        if ((old->database == NULL) != (cfg->database == NULL) ||
-            (old->database != NULL && strcmp(old->database, cfg->database) != 0)) {
-                log_warnx("reload: database changed; restart chimerad to apply it");
-                free(cfg->database);
-                cfg->database = util_strdup(old->database);
-        }
+        keep_string("control_socket", old->control_socket, &cfg->control_socket);
+        keep_string("database", old->database, &cfg->database);
+        /* The accounts: the drop is done and cannot be undone, the socket is owned. */
+        keep_string("user", old->user, &cfg->user);
+        keep_string("group", old->group, &cfg->group);
+        keep_string("control_socket_group", old->control_socket_group, &cfg->control_socket_group);
         if (old->pool_size != cfg->pool_size) {
                 log_warnx("reload: pool.size changed; restart chimerad to apply it");
                 cfg->pool_size = old->pool_size;
@@ -295,9 +304,44 @@ static struct event *add_signal(struct supervisor *sv, int sig, event_callback_f
         return ev;
 }
 
+/*
+ * Becomes the service user (privsep.c) once everything that may need root
+ * is open: the control socket, the HTTP listener and token, the cgroup
+ * tree, which is handed over first.  Says who chimerad runs as.  Returns
+ * 0, or -1 after logging why chimerad must not go on.
+ */
+static int enter_service_user(struct supervisor *sv)
+{
+        const struct privsep *ps = &sv->privsep;
+        char err[1024];
+
+        if (ps->drop && sv->cgroup != NULL && cgroup_give(sv->cgroup, ps->uid, ps->gid) < 0) {
+                cgroup_free(sv->cgroup);
+                sv->cgroup = NULL;
+        }
+        if (privsep_enter(ps, err, sizeof(err)) < 0) {
+                log_warnx("cannot drop root privileges: %s", err);
+                return -1;
+        }
+        if (ps->drop)
+                log_info("running as user %s, group %s", ps->user, ps->group);
+        else if (geteuid() == 0)
+                log_warnx("running as root, and so do the workers and their agents: set \"user\" "
+                          "in %s to run them as a service user",
+                          sv->config_path);
+        else if (ps->not_root)
+                log_warnx("not started as root: running as user %s, group %s, not as the "
+                          "\"user\"/\"group\" of %s",
+                          ps->user, ps->group, sv->config_path);
+        if (access(sv->config_path, R_OK) < 0)
+                log_warnx("%s cannot be read by user %s: reloads will fail", sv->config_path,
+                          ps->user);
+        return 0;
+}
+
 static int run(struct supervisor *sv)
 {
-        char *redacted;
+        char *redacted, err[1024];
 
         /* Write batches and claim results are the only big buffers: give them back
          * to the system when freed (a fixed mmap threshold), so that a burst does
@@ -318,7 +362,12 @@ static int run(struct supervisor *sv)
         sv->sig_chld = add_signal(sv, SIGCHLD, pool_reap_cb);
         sv->shutdown_timer = evtimer_new(sv->base, shutdown_timeout_cb, sv);
 
-        sv->control = control_new(sv, sv->cfg->control_socket);
+        if (privsep_resolve(sv->cfg, &sv->privsep, err, sizeof(err)) < 0) {
+                log_warnx("%s", err);
+                return 1;
+        }
+        sv->control =
+            control_new(sv, sv->cfg->control_socket, sv->privsep.uid, sv->privsep.socket_gid);
         if (sv->control == NULL)
                 return 1;
         if (sv->cfg->http_listen != NULL && (sv->http = http_new(sv)) == NULL)
@@ -333,6 +382,8 @@ static int run(struct supervisor *sv)
         sv->retention = retention_new(sv);
         sv->breakers = breakers_new();
         sv->cgroup = cgroup_setup(sv->cfg->pool_size);
+        if (enter_service_user(sv) < 0)
+                return 1;
         cgroup_check_config(sv->cgroup, sv->cfg);
         if (pool_start(&sv->pool, sv) < 0)
                 fatalx("cannot start the worker pool");
@@ -424,6 +475,11 @@ int main(int argc, char **argv)
                 return 1;
         }
         sv.config_path = path;
+        if (check && privsep_resolve(sv.cfg, &sv.privsep, err, sizeof(err)) < 0) {
+                fprintf(stderr, "chimerad: %s\n", err);
+                config_free(sv.cfg);
+                return 1;
+        }
         if (check) {
                 printf("%s: configuration OK (%zu workflows, %zu agents, pool of %d)\n", path,
                        sv.cfg->nworkflows, sv.cfg->nagents, sv.cfg->pool_size);

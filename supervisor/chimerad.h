@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "privsep.h"
 
 struct db;
 struct control;
@@ -143,6 +144,7 @@ struct supervisor {
         struct http *http;     /* NULL unless http.listen is set */
         struct cgroup *cgroup; /* the pool's cgroup sub-tree; NULL without delegation */
         struct retention *retention;
+        struct privsep privsep; /* who chimerad runs as, and the socket's group */
         struct sup_stats stats;
 
         struct event *sig_term, *sig_int, *sig_hup, *sig_chld;

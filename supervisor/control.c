@@ -9,8 +9,20 @@
  * marked closed and freed once no reply is owed to it.  Every other command
  * ("workers", "cancel", "reload", "ping") is answered at once from what
  * this process knows, so it works while the database is down.
+ *
+ * Two locks guard the commands that change something ("cancel", "reload"
+ * and any command not known to only read): the socket file is mode 0660,
+ * owned by the service user and the control socket's group, so only they
+ * (and root) can connect; and each connection's peer credentials, from the
+ * kernel (SO_PEERCRED, SO_PEERGROUPS), must show root, the service user or
+ * a member of that group, or such a command is answered "permission
+ * denied".  The second lock holds where the first was loosened (a chmod, a
+ * socket directory shared wider, an fd passed on): "status", "workers" and
+ * "ping" stay open to whoever can connect.
  */
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,16 +44,25 @@
 #include "queue.h"
 #include "util.h"
 
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS 59 /* Linux 4.13; older C libraries lack the name */
+#endif
+
 struct control {
         struct supervisor *sv;
         struct evconnlistener *listener;
         char *path;
+        uid_t uid;     /* the service user, who may change things besides root */
+        gid_t gid;     /* the socket's group, whose members may too */
+        char who[650]; /* "root, user U and members of group G", for refusals */
 };
 
 struct ctl_conn {
         struct control *ctl;
         struct bufferevent *bev; /* NULL once the peer has gone */
         unsigned owed;           /* replies still to be written */
+        uid_t peer_uid;          /* from SO_PEERCRED; (uid_t)-1 when unknown */
+        bool may_change;         /* the peer may send commands that change something */
 };
 
 static void conn_maybe_free(struct ctl_conn *c)
@@ -231,12 +252,60 @@ static void handle_reload(struct ctl_conn *c)
                                 (int)sv->cfg->nagents, "pool_size", sv->cfg->pool_size));
 }
 
+/* Commands that only read: whoever can connect may send them. */
+static bool command_reads_only(const char *cmd)
+{
+        static const char *const reads[] = {"status", "workers", "ping"};
+
+        for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++)
+                if (strcmp(cmd, reads[i]) == 0)
+                        return true;
+        return false;
+}
+
+static void deny(struct ctl_conn *c, const char *cmd)
+{
+        char msg[1024];
+
+        log_warnx("control: refused \"%.64s\" from uid %d: only %s may send it", cmd,
+                  (int)c->peer_uid, c->ctl->who);
+        snprintf(msg, sizeof(msg), "permission denied: only %s may send \"%.64s\" (you are uid %d)",
+                 c->ctl->who, cmd, (int)c->peer_uid);
+        /* util_json_text: "%.64s" may have cut the command inside a character. */
+        conn_reply(c, json_pack("{s:b, s:o, s:s}", "ok", 0, "error", util_json_text(msg), "code",
+                                "permission_denied"));
+}
+
+/*
+ * A peer that may only read gets its refusal before anything else is said
+ * of its request, whatever the command (known or not, well formed or not);
+ * true when it got one.
+ */
+static bool refused(struct ctl_conn *c, const char *line, size_t len)
+{
+        json_t *msg;
+        const char *cmd;
+        bool no;
+
+        if (c->may_change || len > CONTROL_MAX_LINE)
+                return false;
+        msg = json_loadb(line, len, 0, NULL);
+        cmd = json_string_value(json_object_get(msg, "cmd"));
+        no = cmd != NULL && !command_reads_only(cmd);
+        if (no)
+                deny(c, cmd);
+        json_decref(msg);
+        return no;
+}
+
 /* Acts on one request line; control_parse_request() has checked it first. */
 static void handle_request(struct ctl_conn *c, const char *line, size_t len)
 {
         struct control_request req;
         char msg[256];
 
+        if (refused(c, line, len))
+                return;
         if (control_parse_request(line, len, &req, msg, sizeof(msg)) < 0) {
                 conn_error(c, msg);
                 return;
@@ -286,6 +355,49 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
                 conn_close(arg);
 }
 
+/* Whether gid is among the peer's supplementary groups (as they were when it connected). */
+static bool peer_in_group(int fd, gid_t gid)
+{
+        gid_t small[64], *groups = small;
+        socklen_t len = sizeof(small);
+        bool found = false;
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0) {
+                if (errno != ERANGE)
+                        return false;
+                groups = util_calloc(1, len); /* len now says how much it takes */
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+                        len = 0;
+        }
+        for (size_t i = 0; i < len / sizeof(gid_t) && !found; i++)
+                found = groups[i] == gid;
+        if (groups != small)
+                free(groups);
+        return found;
+}
+
+/*
+ * Reads the peer's credentials, which the kernel took when it connected:
+ * it may change things if it is root, the service user, or in the
+ * socket's group (as its primary or a supplementary group).  Without
+ * credentials it may only read.
+ */
+static void conn_check_peer(struct ctl_conn *c, int fd)
+{
+        const struct control *ctl = c->ctl;
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+
+        c->peer_uid = (uid_t)-1;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+                log_warn("control: SO_PEERCRED");
+                return;
+        }
+        c->peer_uid = cred.uid;
+        c->may_change = cred.uid == 0 || cred.uid == ctl->uid || cred.gid == ctl->gid ||
+                        peer_in_group(fd, ctl->gid);
+}
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                       int socklen, void *arg)
 {
@@ -293,6 +405,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         struct ctl_conn *c = util_calloc(1, sizeof(*c));
 
         c->ctl = ctl;
+        conn_check_peer(c, fd);
         c->bev = bufferevent_socket_new(ctl->sv->base, fd, BEV_OPT_CLOSE_ON_FREE);
         if (c->bev == NULL) {
                 close(fd);
@@ -322,7 +435,73 @@ static int clear_stale(const struct sockaddr_un *sun)
         return 0;
 }
 
-struct control *control_new(struct supervisor *sv, const char *path)
+/*
+ * Creates the socket's directory when it is missing (one level, as
+ * systemd's RuntimeDirectory= would), mode 0755 and, made by root, owned
+ * by the service user, who can then remove the socket when it stops.
+ */
+static int make_socket_dir(const char *path, uid_t uid)
+{
+        char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+        char *slash;
+
+        snprintf(dir, sizeof(dir), "%s", path);
+        slash = strrchr(dir, '/');
+        if (slash == NULL || slash == dir)
+                return 0;
+        *slash = '\0';
+        if (mkdir(dir, 0755) < 0)
+                return errno == EEXIST ? 0 : (log_warn("cannot create %s", dir), -1);
+        if (chmod(dir, 0755) < 0 || (geteuid() == 0 && lchown(dir, uid, (gid_t)-1) < 0)) {
+                log_warn("cannot give %s mode 0755 and owner uid %d", dir, (int)uid);
+                return -1;
+        }
+        log_info("created %s for the control socket", dir);
+        return 0;
+}
+
+/*
+ * Gives the new socket file mode 0660, the service user (when root made
+ * it) and group gid ((gid_t)-1: the group it was made with), then reads
+ * back who may change things through it.
+ */
+static int own_socket(struct control *ctl, uid_t uid, gid_t gid)
+{
+        uid_t owner = geteuid() == 0 ? uid : (uid_t)-1;
+        char user[300], group[300];
+        struct passwd *pw;
+        struct group *gr;
+        struct stat st;
+
+        if ((owner != (uid_t)-1 || gid != (gid_t)-1) && lchown(ctl->path, owner, gid) < 0) {
+                log_warn("control_socket %s: cannot give it to uid %d, gid %d", ctl->path, (int)uid,
+                         (int)gid);
+                return -1;
+        }
+        if (chmod(ctl->path, 0660) < 0 || lstat(ctl->path, &st) < 0) {
+                log_warn("control_socket %s: chmod 0660", ctl->path);
+                return -1;
+        }
+        ctl->uid = uid;
+        ctl->gid = st.st_gid;
+        pw = getpwuid(uid);
+        gr = getgrgid(st.st_gid);
+        if (pw != NULL)
+                snprintf(user, sizeof(user), "user %s", pw->pw_name);
+        else
+                snprintf(user, sizeof(user), "uid %d", (int)uid);
+        if (gr != NULL)
+                snprintf(group, sizeof(group), "group %s", gr->gr_name);
+        else
+                snprintf(group, sizeof(group), "gid %d", (int)st.st_gid);
+        snprintf(ctl->who, sizeof(ctl->who), "root, %s and members of %s", uid == 0 ? "" : user,
+                 group);
+        if (uid == 0)
+                snprintf(ctl->who, sizeof(ctl->who), "root and members of %s", group);
+        return 0;
+}
+
+struct control *control_new(struct supervisor *sv, const char *path, uid_t uid, gid_t gid)
 {
         struct sockaddr_un sun = {.sun_family = AF_UNIX};
         struct control *ctl;
@@ -335,7 +514,7 @@ struct control *control_new(struct supervisor *sv, const char *path)
                 return NULL;
         }
         strcpy(sun.sun_path, path);
-        if (clear_stale(&sun) < 0)
+        if (clear_stale(&sun) < 0 || make_socket_dir(path, uid) < 0)
                 return NULL;
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0) {
@@ -353,6 +532,13 @@ struct control *control_new(struct supervisor *sv, const char *path)
         ctl = util_calloc(1, sizeof(*ctl));
         ctl->sv = sv;
         ctl->path = util_strdup(path);
+        if (own_socket(ctl, uid, gid) < 0) {
+                close(fd);
+                unlink(path);
+                free(ctl->path);
+                free(ctl);
+                return NULL;
+        }
         ctl->listener = evconnlistener_new(sv->base, accept_cb, ctl,
                                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16, fd);
         if (ctl->listener == NULL) {

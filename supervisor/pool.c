@@ -447,9 +447,41 @@ static int chan_send(struct worker *w, struct iovec *iov, int n)
 
 /* ---- spawning and killing ---- */
 
+/*
+ * The only variables of ours a worker gets.  Our environment may hold the
+ * database's credentials (CHIMERA_DATABASE_URL, PGPASSWORD, the other PG*
+ * variables), which no worker or agent may see.  The agent cgroup was set
+ * by cgroup_enter_worker() just before; the sanitizer options keep a
+ * SANITIZE=1 build's workers reporting as chimerad does.  PATH is not
+ * ours but the agents' default (worker/agent.c), so that nothing in a
+ * worker searches directories only chimerad's caller trusted.
+ */
+static const char *const WORKER_ENV[] = {CGROUP_AGENT_ENV, "TZ", "ASAN_OPTIONS", "UBSAN_OPTIONS",
+                                         "LSAN_OPTIONS"};
+#define WORKER_ENV_MAX  (sizeof(WORKER_ENV) / sizeof(WORKER_ENV[0]) + 1)
+#define WORKER_ENV_PATH "PATH=/usr/local/bin:/usr/bin:/bin"
+
+/* Fills envp (WORKER_ENV_MAX + 1 slots): PATH, and the entries of environ that WORKER_ENV names. */
+static void worker_env(char **envp)
+{
+        size_t n = 0;
+
+        envp[n++] = WORKER_ENV_PATH;
+        for (char **e = environ; *e != NULL && n < WORKER_ENV_MAX; e++) {
+                for (size_t i = 0; i < WORKER_ENV_MAX - 1; i++) {
+                        size_t len = strlen(WORKER_ENV[i]);
+                        if (strncmp(*e, WORKER_ENV[i], len) == 0 && (*e)[len] == '=') {
+                                envp[n++] = *e;
+                                break;
+                        }
+                }
+        }
+        envp[n] = NULL;
+}
+
 static void exec_worker(const struct pool *pool, int fd)
 {
-        char max[32], slot[16];
+        char max[32], slot[16], *envp[WORKER_ENV_MAX + 1];
         const struct config *cfg = pool->sv->cfg;
         static const char *const levels[] = {"debug", "info", "warn", "error"};
         sigset_t none;
@@ -467,9 +499,16 @@ static void exec_worker(const struct pool *pool, int fd)
         close_range(WORKER_FD + 1, ~0U, 0);
         snprintf(max, sizeof(max), "%lld", (long long)cfg->pool_max_frame_size);
         snprintf(slot, sizeof(slot), "%d", 0);
-        execl(pool->worker_path, "chimera-worker", "--max-frame-size", max, "--log-level",
-              levels[cfg->log_level], "--log-format",
-              cfg->log_format == LOG_FORMAT_JSON ? "json" : "text", (char *)NULL);
+        char *const argv[] = {"chimera-worker",
+                              "--max-frame-size",
+                              max,
+                              "--log-level",
+                              (char *)levels[cfg->log_level],
+                              "--log-format",
+                              cfg->log_format == LOG_FORMAT_JSON ? "json" : "text",
+                              NULL};
+        worker_env(envp);
+        execve(pool->worker_path, argv, envp);
         log_warn("cannot execute %s", pool->worker_path);
         _exit(127);
 }

@@ -32,6 +32,7 @@
 
 #include "breaker.h"
 #include "db.h"
+#include "frame.h"
 #include "notify.h"
 #include "log.h"
 #include "migrate.h"
@@ -643,6 +644,16 @@ static void dispatch_row(struct queue *q, PGresult *res, int row)
                 goto out;
         }
         t->timeout_ms = wf->timeout_ms;
+        /* Rows are spliced into the frame unparsed: refuse here what a worker could not
+         * decode, rather than have it die on the frame at every attempt. */
+        if (frame_check_json(PQgetvalue(res, row, 3), (size_t)PQgetlength(res, row, 3), "payload",
+                             err, sizeof(err)) < 0 ||
+            frame_check_json(PQgetvalue(res, row, 5), (size_t)PQgetlength(res, row, 5),
+                             "the checkpoint (state)", err, sizeof(err)) < 0) {
+                log_warnx("task %lld: %s", (long long)t->id, err);
+                queue_finish(q, t, "failed", NULL, err, NULL);
+                goto out;
+        }
         open = breakers_open_list(sv->breakers);
         body = task_frame(t, PQgetvalue(res, row, 3), PQgetvalue(res, row, 5), def, agents, open,
                           &len);
@@ -796,7 +807,7 @@ void queue_finish(struct queue *q, const struct task *task, const char *status, 
         if (result != NULL)
                 json_object_set_new(op, "result", result);
         if (error != NULL)
-                json_object_set_new(op, "error", json_string(error));
+                json_object_set_new(op, "error", util_json_text(error));
         if (state != NULL)
                 json_object_set_new(op, "state", state);
         if (strcmp(status, "retry") == 0)

@@ -5,8 +5,16 @@
  * itself with a heartbeat, then runs the tasks it is sent, one at a time,
  * until it reads "shutdown" or EOF.  Anything but a task or shutdown from
  * the supervisor is a broken invariant: the worker exits and is replaced.
+ *
+ * Before anything else it confines itself: no new privileges for it or
+ * its agents (a set-user-ID program does not raise them), no descriptor
+ * but stdio and its socket whatever its parent left open, stdin from
+ * /dev/null, and death with the supervisor (PR_SET_PDEATHSIG, besides EOF
+ * on the socket).  It never holds the database's credentials: chimerad
+ * gives it a minimal environment.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -158,6 +166,35 @@ static int send_heartbeat(size_t max)
         return rc;
 }
 
+/*
+ * Drops what a worker must not have.  Returns 0, or -1 when the process
+ * cannot be confined (the worker then exits).
+ */
+static int confine_self(void)
+{
+        int fd;
+
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+                log_warn("prctl(PR_SET_NO_NEW_PRIVS)");
+                return -1;
+        }
+        /* Nothing but stdio and the socket: a descriptor chimerad's parent
+         * leaked without close-on-exec must not reach the agents. */
+        if (close_range(WORKER_FD + 1, ~0U, 0) < 0) {
+                log_warn("close_range");
+                return -1;
+        }
+        /* Whatever chimerad's stdin is (a terminal, a pipe), it is not ours. */
+        fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || dup2(fd, STDIN_FILENO) < 0) {
+                log_warn("/dev/null");
+                return -1;
+        }
+        if (fd != STDIN_FILENO)
+                close(fd);
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
         size_t max = FRAME_DEFAULT_MAX_SIZE;
@@ -178,6 +215,8 @@ int main(int argc, char **argv)
                 log_warn("fd %d is not open: chimera-worker is started by chimerad", WORKER_FD);
                 return 2;
         }
+        if (confine_self() < 0)
+                return 1;
         confine_init();
         if (send_heartbeat(max) < 0)
                 return 1;

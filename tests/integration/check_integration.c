@@ -32,6 +32,7 @@ int main(void)
         srunner_add_suite(sr, show_suite());
         srunner_add_suite(sr, agents_suite());
         srunner_add_suite(sr, limits_suite());
+        srunner_add_suite(sr, security_suite());
         srunner_add_suite(sr, chimera_suite());
         srunner_add_suite(sr, retry_suite());
         srunner_add_suite(sr, lifecycle_suite());

@@ -442,22 +442,41 @@ static bool cmdline_has(const char *pid, const char *part)
         return n > 0 && strstr(cmd, part) != NULL;
 }
 
-int h_count_procs_with_env(const char *var_value, const char *cmdline_part)
+/* Counts the processes procs_with_env() matches; *first gets the first one's pid (or 0). */
+static int procs_with_env(const char *var_value, const char *cmdline_part, pid_t *first)
 {
         DIR *d = opendir("/proc");
         struct dirent *e;
         int n = 0;
 
         ck_assert_ptr_nonnull(d);
+        *first = 0;
         while ((e = readdir(d)) != NULL) {
                 if (e->d_name[0] < '1' || e->d_name[0] > '9')
                         continue;
                 if (env_has(e->d_name, var_value) &&
-                    (cmdline_part == NULL || cmdline_has(e->d_name, cmdline_part)))
-                        n++;
+                    (cmdline_part == NULL || cmdline_has(e->d_name, cmdline_part))) {
+                        if (n++ == 0)
+                                *first = (pid_t)atoi(e->d_name);
+                }
         }
         closedir(d);
         return n;
+}
+
+int h_count_procs_with_env(const char *var_value, const char *cmdline_part)
+{
+        pid_t first;
+
+        return procs_with_env(var_value, cmdline_part, &first);
+}
+
+pid_t h_find_proc_with_env(const char *var_value, const char *cmdline_part)
+{
+        pid_t first;
+
+        procs_with_env(var_value, cmdline_part, &first);
+        return first;
 }
 
 /* Runs sh tests/pg.sh verb on the test server; returns its exit status, output in out. */

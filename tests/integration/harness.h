@@ -100,6 +100,9 @@ void h_write_config_text(const char *text);
  */
 int h_count_procs_with_env(const char *var_value, const char *cmdline_part);
 
+/* The pid of one process h_count_procs_with_env() would count, or 0 when there is none. */
+pid_t h_find_proc_with_env(const char *var_value, const char *cmdline_part);
+
 /*
  * Runs "sh tests/pg.sh VERB DIR" on the test server (DIR is
  * CHIMERA_TEST_PG_DIR, from tests/run-integration.sh): "pause" stops it

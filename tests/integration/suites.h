@@ -20,6 +20,7 @@ Suite *partition_suite(void);
 Suite *prefetch_suite(void);
 Suite *limits_suite(void);
 Suite *retention_suite(void);
+Suite *security_suite(void);
 
 /* A test case with the per-test database fixture and a generous timeout. */
 TCase *h_tcase(const char *name);

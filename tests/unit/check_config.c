@@ -108,9 +108,14 @@ START_TEST(every_key_is_stored)
                                " 'shutdown_timeout': '0', 'retry': {'base': '2s', 'max': '1h'},"
                                " 'retention': '2d',"
                                " 'http': {'listen': '127.0.0.1:8080', 'token_file': '/t'},"
-                               " 'log': {'level': 'debug', 'format': 'json'}}");
+                               " 'log': {'level': 'debug', 'format': 'json'},"
+                               " 'user': 'chimera', 'group': 'staff',"
+                               " 'control_socket_group': 'ops'}");
 
         ck_assert_msg(c != NULL, "%s", err);
+        ck_assert_str_eq(c->user, "chimera");
+        ck_assert_str_eq(c->group, "staff");
+        ck_assert_str_eq(c->control_socket_group, "ops");
         ck_assert_int_eq(c->pool_size, 2);
         ck_assert_int_eq(c->pool_max_tasks_per_worker, 100);
         ck_assert_int_eq(c->pool_max_frame_size, 1024 * 1024);
@@ -132,11 +137,11 @@ END_TEST
 
 START_TEST(unknown_top_level_key_is_refused)
 {
-        assert_refused(
-            "{'pool_size': 4}",
-            "test.json: pool_size: unknown key (known keys: database, control_socket, "
-            "pool, queues, poll_interval, lease, shutdown_timeout, retry, circuit_breaker, "
-            "retention, http, log, agents, workflows)");
+        assert_refused("{'pool_size': 4}",
+                       "test.json: pool_size: unknown key (known keys: database, control_socket, "
+                       "control_socket_group, user, group, pool, queues, poll_interval, lease, "
+                       "shutdown_timeout, retry, circuit_breaker, "
+                       "retention, http, log, agents, workflows)");
 }
 END_TEST
 
@@ -212,6 +217,25 @@ START_TEST(retry_max_below_base_is_refused)
 {
         assert_refused("{'retry': {'base': '20m'}}",
                        "test.json: retry.max: expected a duration of at least retry.base (20m)");
+}
+END_TEST
+
+START_TEST(accounts_are_checked)
+{
+        struct config *c = cfg("{}");
+
+        ck_assert_msg(c != NULL, "%s", err);
+        ck_assert_ptr_null(c->user);
+        ck_assert_ptr_null(c->group);
+        ck_assert_ptr_null(c->control_socket_group);
+        config_free(c);
+        assert_refused("{'user': ''}", "test.json: user: expected a non-empty string");
+        assert_refused("{'user': 0}", "test.json: user: expected a string, got an integer");
+        assert_refused("{'control_socket_group': ''}",
+                       "test.json: control_socket_group: expected a non-empty string");
+        assert_refused("{'group': 'chimera'}",
+                       "test.json: group: needs \"user\" as well: chimerad changes its group "
+                       "only when it changes its user");
 }
 END_TEST
 
@@ -445,6 +469,7 @@ Suite *config_suite(void)
         tcase_add_test(tc, pool_size_out_of_range_is_refused);
         tcase_add_test(tc, empty_queues_are_refused);
         tcase_add_test(tc, retry_max_below_base_is_refused);
+        tcase_add_test(tc, accounts_are_checked);
         tcase_add_test(tc, bad_log_and_http_values_are_refused);
         tcase_add_test(tc, duplicate_key_is_refused);
         tcase_add_test(tc, syntax_error_names_the_line);

@@ -3,6 +3,7 @@
  * and refuses, and a round trip through a real socketpair.
  */
 #include <check.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -199,6 +200,52 @@ START_TEST(a_spawned_frame_must_name_a_real_process_group)
 }
 END_TEST
 
+static char *nested(const char *open, const char *close, int depth)
+{
+        size_t lo = strlen(open), lc = strlen(close);
+        char *s = calloc((size_t)depth * (lo + lc) + 2, 1), *p = s;
+
+        ck_assert_ptr_nonnull(s);
+        for (int i = 0; i < depth; i++, p += lo)
+                memcpy(p, open, lo);
+        *p++ = '1';
+        for (int i = 0; i < depth; i++, p += lc)
+                memcpy(p, close, lc);
+        return s;
+}
+
+static int check(const char *text, char *err, size_t errsz)
+{
+        return frame_check_json(text, strlen(text), "payload", err, errsz);
+}
+
+/* frame_check_json: what jsonb can hold but a worker's jansson cannot decode. */
+START_TEST(rows_a_worker_could_not_decode_are_found)
+{
+        char err[256], *ok = nested("{\"a\":", "}", FRAME_MAX_NESTING);
+        char *deep = nested("[", "]", FRAME_MAX_NESTING + 1);
+
+        ck_assert_int_eq(check("{}", err, sizeof(err)), 0);
+        ck_assert_int_eq(check("null", err, sizeof(err)), 0);
+        ck_assert_msg(check(ok, err, sizeof(err)) == 0, "%s", err);
+        ck_assert_int_eq(check(deep, err, sizeof(err)), -1);
+        ck_assert_str_eq(err, "payload is nested deeper than 1000 levels");
+        /* Brackets in strings are text, escaped quotes do not end a string. */
+        ck_assert_int_eq(check("{\"a\": \"[[[[\\\"[[[[\", \"b\": [1]}", err, sizeof(err)), 0);
+        /* Long numbers that fit, and digits in strings, pass. */
+        ck_assert_int_eq(check("{\"n\": 9223372036854775807, \"r\": 0.12345678901234567890123}",
+                               err, sizeof(err)),
+                         0);
+        ck_assert_int_eq(check("{\"s\": \"123456789012345678901234567890\"}", err, sizeof(err)), 0);
+        ck_assert_int_eq(check("{\"n\": 123456789012345678901234567890}", err, sizeof(err)), -1);
+        ck_assert_msg(strncmp(err, "payload cannot be handed to a worker: too big integer", 53) ==
+                          0,
+                      "%s", err);
+        free(ok);
+        free(deep);
+}
+END_TEST
+
 Suite *frame_suite(void)
 {
         Suite *s = suite_create("frame");
@@ -212,6 +259,7 @@ Suite *frame_suite(void)
         tcase_add_test(tc, a_truncated_or_oversized_frame_on_a_socket_is_an_error);
         tcase_add_test(tc, a_refusal_is_utf8_whatever_the_body_holds);
         tcase_add_test(tc, a_spawned_frame_must_name_a_real_process_group);
+        tcase_add_test(tc, rows_a_worker_could_not_decode_are_found);
         suite_add_tcase(s, tc);
         return s;
 }

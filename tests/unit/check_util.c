@@ -113,6 +113,36 @@ START_TEST(utf8_cut_never_ends_inside_a_character)
 }
 END_TEST
 
+/* util_json_text: valid UTF-8 as it is; each stray byte as U+FFFD, never no string. */
+START_TEST(any_bytes_become_a_json_string)
+{
+        static const struct {
+                const char *in, *out;
+        } cases[] = {
+            {"noop\"; DROP TABLE x; --", "noop\"; DROP TABLE x; --"},
+            {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+             "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"},
+            {"a\xff"
+             "b",
+             "a\xef\xbf\xbd"
+             "b"},
+            {"cut \xe2\x82", "cut \xef\xbf\xbd\xef\xbf\xbd"}, /* "%.Ns" inside a character */
+            {"\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd"},         /* overlong "/" */
+            {"\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* a UTF-16 surrogate */
+            {"\xf4\x90\x80\x80",
+             "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* past U+10FFFF */
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                json_t *j = util_json_text(cases[i].in);
+                ck_assert_msg(j != NULL, "case %zu", i);
+                ck_assert_str_eq(json_string_value(j), cases[i].out);
+                json_decref(j);
+        }
+        ck_assert_ptr_null(util_json_text(NULL));
+}
+END_TEST
+
 Suite *util_suite(void)
 {
         Suite *s = suite_create("util");
@@ -124,6 +154,7 @@ Suite *util_suite(void)
         tcase_add_test(tc, sizes_in_messages_read_naturally);
         tcase_add_test(tc, sanitize_keeps_valid_utf8_and_replaces_every_bad_byte);
         tcase_add_test(tc, utf8_cut_never_ends_inside_a_character);
+        tcase_add_test(tc, any_bytes_become_a_json_string);
         suite_add_tcase(s, tc);
         return s;
 }
