@@ -733,6 +733,9 @@ void queue_kick(struct queue *q)
         /* Without prefetch, never more tasks running in the table than workers. */
         if (prefetch == 0)
                 idle = pool_idle_count(&sv->pool) - unsent_outcomes(q);
+        else if ((int)q->ready_len > prefetch / 2)
+                return; /* refilled once half is used: a claim per task would cost a
+                         * statement and a commit per task at agent-program rates */
         else
                 idle = pool_idle_count(&sv->pool) + prefetch - (int)q->ready_len;
         if (idle <= 0)
