@@ -389,6 +389,22 @@ const char *h_repo_path(const char *rel)
         return p;
 }
 
+const char *h_script(const char *name, const char *body)
+{
+        static char path[8][400];
+        static int next;
+        char *p = path[next++ % 8];
+        FILE *f;
+
+        snprintf(p, sizeof(path[0]), "%s/%s", H.dir, name);
+        f = fopen(p, "w");
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "#!/bin/sh\n%s\n", body);
+        ck_assert_int_eq(fclose(f), 0);
+        ck_assert_int_eq(chmod(p, 0755), 0);
+        return p;
+}
+
 void h_write_config_text(const char *text)
 {
         FILE *f = fopen(H.config, "w");

@@ -93,6 +93,12 @@ const char *h_repo_path(const char *rel);
 void h_write_config_text(const char *text);
 
 /*
+ * Writes an executable sh script H.dir/name ("#!/bin/sh" and body) and
+ * returns its path, in a static buffer: the last eight results stay valid.
+ */
+const char *h_script(const char *name, const char *body);
+
+/*
  * Counts the live processes whose environment, as their exec left it, holds
  * the entry var_value ("CHIMERA_TRACE_ID=..."): a way to find every process
  * of one agent run, however it forked.  With cmdline_part, only those whose

@@ -17,23 +17,6 @@
 #include "harness.h"
 #include "suites.h"
 
-/* Writes an executable sh script dir/name with body; returns its path (static). */
-static const char *script(const char *name, const char *body)
-{
-        static char path[4][400];
-        static int next;
-        char *p = path[next++ % 4];
-        FILE *f;
-
-        snprintf(p, sizeof(path[0]), "%s/%s", H.dir, name);
-        f = fopen(p, "w");
-        ck_assert_ptr_nonnull(f);
-        fprintf(f, "#!/bin/sh\n%s\n", body);
-        fclose(f);
-        ck_assert_int_eq(chmod(p, 0755), 0);
-        return p;
-}
-
 /* A config whose one workflow "w" runs agent "a" (argv path) with the given phase timeout. */
 static void one_agent_config(const char *path, const char *timeout, const char *agent_extra)
 {
@@ -85,7 +68,7 @@ START_TEST(agent_gets_the_request_on_stdin_and_a_clean_environment)
             "'%s.env'\n"
             "echo '{\"answer\": 42}'",
             out, out);
-        one_agent_config(script("agent", body), "30s", NULL);
+        one_agent_config(h_script("agent", body), "30s", NULL);
         run_one("{\"feature\": \"x\"}", 3);
         h_text("SELECT status FROM chimera.tasks", status, sizeof(status));
         ck_assert_str_eq(status, "succeeded");
@@ -127,7 +110,7 @@ START_TEST(output_that_is_not_json_fails_the_phase_with_the_reason)
 {
         char err[1024];
 
-        one_agent_config(script("agent", "echo 'all good!'"), "30s", NULL);
+        one_agent_config(h_script("agent", "echo 'all good!'"), "30s", NULL);
         run_one("{}", 3);
         h_text("SELECT status || ': ' || last_error FROM chimera.tasks", err, sizeof(err));
         ck_assert_msg(
@@ -140,9 +123,9 @@ START_TEST(rejection_status_follows_on_failure_and_keeps_stderr)
 {
         char err[1024];
 
-        one_agent_config(script("agent",
-                                "echo 'looking closely' >&2\n"
-                                "echo '{\"status\": \"rejected\", \"reason\": \"no tests\"}'"),
+        one_agent_config(h_script("agent",
+                                  "echo 'looking closely' >&2\n"
+                                  "echo '{\"status\": \"rejected\", \"reason\": \"no tests\"}'"),
                          "30s", NULL);
         run_one("{}", 3);
         h_text("SELECT last_error FROM chimera.tasks WHERE status = 'failed'", err, sizeof(err));
@@ -170,10 +153,10 @@ START_TEST(exit_75_is_retried_and_other_exits_fail)
         char err[1024];
 
         /* Transient on attempt 1, success on attempt 2. */
-        one_agent_config(script("agent",
-                                "if [ \"$CHIMERA_ATTEMPT\" = 1 ]; then echo busy >&2; exit 75; fi\n"
-                                "echo '{}'"),
-                         "30s", NULL);
+        one_agent_config(
+            h_script("agent", "if [ \"$CHIMERA_ATTEMPT\" = 1 ]; then echo busy >&2; exit 75; fi\n"
+                              "echo '{}'"),
+            "30s", NULL);
         run_one("{}", 3);
         ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.tasks WHERE status = 'succeeded' "
                                "AND attempts = 2"),
@@ -219,7 +202,7 @@ START_TEST(hanging_agent_is_killed_at_its_timeout_with_its_children)
         char err[1024];
 
         /* A child in the background, and a main process that ignores SIGTERM. */
-        one_agent_config(script("hang-agent", "trap '' TERM\nsleep 987654 &\nsleep 987655\n"),
+        one_agent_config(h_script("hang-agent", "trap '' TERM\nsleep 987654 &\nsleep 987655\n"),
                          "500ms", NULL);
         run_one("{}", 1);
         h_text("SELECT status || ': ' || last_error FROM chimera.tasks", err, sizeof(err));
@@ -239,7 +222,7 @@ START_TEST(agent_does_not_outlive_a_killed_worker)
         pid_t sup, pids[4];
         int n;
 
-        one_agent_config(script("agent", "sleep 876543 &\nsleep 876544\n"), "5m", NULL);
+        one_agent_config(h_script("agent", "sleep 876543 &\nsleep 876544\n"), "5m", NULL);
         sup = h_start_chimerad(H.config, "chimerad");
         h_exec("INSERT INTO chimera.tasks (workflow, max_attempts) VALUES ('w', 1)");
         for (int i = 0; i < 1500 && processes_with("sleep 87654") < 2; i++)
@@ -260,7 +243,7 @@ START_TEST(output_past_the_limit_fails_without_harming_the_worker)
         char err[1024];
         pid_t sup, pids[4];
 
-        one_agent_config(script("agent", "head -c 3000000 /dev/zero | tr '\\0' x"), "30s",
+        one_agent_config(h_script("agent", "head -c 3000000 /dev/zero | tr '\\0' x"), "30s",
                          ", \"limits\": {\"output\": \"1MB\"}");
         sup = h_start_chimerad(H.config, "chimerad");
         h_exec("INSERT INTO chimera.tasks (workflow) VALUES ('w')");
@@ -281,7 +264,7 @@ START_TEST(stderr_that_is_not_utf8_fails_the_phase_not_the_worker)
 {
         char err[1024];
 
-        one_agent_config(script("agent", "printf 'caf\\351 ferm\\351\\n' >&2\nexit 1"), "30s",
+        one_agent_config(h_script("agent", "printf 'caf\\351 ferm\\351\\n' >&2\nexit 1"), "30s",
                          NULL);
         run_one("{}", 3);
         h_text("SELECT status || ' ' || attempts || ': ' || last_error FROM chimera.tasks", err,

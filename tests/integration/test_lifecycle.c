@@ -46,20 +46,6 @@ static void config_pool(int pool, const char *pool_extra)
         h_write_config_text(text);
 }
 
-static const char *script(const char *name, const char *body)
-{
-        static char path[400];
-        FILE *f;
-
-        snprintf(path, sizeof(path), "%s/%s", H.dir, name);
-        f = fopen(path, "w");
-        ck_assert_ptr_nonnull(f);
-        fprintf(f, "#!/bin/sh\n%s\n", body);
-        fclose(f);
-        ck_assert_int_eq(chmod(path, 0755), 0);
-        return path;
-}
-
 /* chimera-ctl status --json, parsed (a new reference). */
 static json_t *status_json(void)
 {
@@ -203,7 +189,7 @@ START_TEST(workers_that_keep_crashing_are_respawned_with_a_growing_delay)
             "\"crash\": {\"initial\": \"run\", \"phases\": {\"run\": {\"agent\": \"killer\"}}}");
         char extra[600];
         snprintf(extra, sizeof(extra), "\"agents\": {\"killer\": {\"argv\": [\"%s\"]}}",
-                 script("killer", "kill -ABRT $PPID\nsleep 5"));
+                 h_script("killer", "kill -ABRT $PPID\nsleep 5"));
         config(1, extra, wf);
         h_start_chimerad(H.config, "chimerad");
         h_exec("INSERT INTO chimera.tasks (workflow, max_attempts) "
@@ -222,9 +208,9 @@ END_TEST
 START_TEST(circuit_breaker_defers_tasks_while_an_agent_keeps_failing)
 {
         char extra[800], err[512];
-        const char *agent = script("flappy", "cat > /dev/null\n"
-                                             "[ -e \"$0.fixed\" ] && { echo '{}'; exit 0; }\n"
-                                             "echo 'backend down' >&2; exit 75");
+        const char *agent = h_script("flappy", "cat > /dev/null\n"
+                                               "[ -e \"$0.fixed\" ] && { echo '{}'; exit 0; }\n"
+                                               "echo 'backend down' >&2; exit 75");
         json_t *j, *b;
 
         snprintf(extra, sizeof(extra),

@@ -24,23 +24,6 @@
 
 #define POOL 4
 
-/* Writes an executable sh script dir/name with body; returns its path (static). */
-static const char *script(const char *name, const char *body)
-{
-        static char path[8][400];
-        static int next;
-        char *p = path[next++ % 8];
-        FILE *f;
-
-        snprintf(p, sizeof(path[0]), "%s/%s", H.dir, name);
-        f = fopen(p, "w");
-        ck_assert_ptr_nonnull(f);
-        fprintf(f, "#!/bin/sh\n%s\n", body);
-        fclose(f);
-        ck_assert_int_eq(chmod(p, 0755), 0);
-        return p;
-}
-
 /*
  * A config with agents (a JSON fragment of "name": {...} members) and one
  * single-phase workflow per name in wfs (space-separated, the workflow
@@ -77,7 +60,7 @@ static void limits_config(const char *agents, const char *wfs, const char *timeo
 /* An agent that reads its request and answers {} at once. */
 static const char *quick_agent(void)
 {
-        return script("quick", "cat > /dev/null\necho '{}'");
+        return h_script("quick", "cat > /dev/null\necho '{}'");
 }
 
 static void submit(const char *workflow, int n, int max_attempts)
@@ -154,8 +137,8 @@ START_TEST(memory_hog_fails_at_its_limit_while_100_tasks_run_beside_it)
         pid_t sup, before[POOL];
 
         /* Perl (Essential in Debian) allocates 1MB at a time until it is refused. */
-        const char *hog = script("hog", "exec perl -e 'my @a; while (1) { push @a, \"x\" x "
-                                        "1048576; select(undef, undef, undef, 0.01) }'");
+        const char *hog = h_script("hog", "exec perl -e 'my @a; while (1) { push @a, \"x\" x "
+                                          "1048576; select(undef, undef, undef, 0.01) }'");
         char agents[1200];
         snprintf(agents, sizeof(agents),
                  "\"hog\": {\"argv\": [\"%s\"], \"limits\": {\"memory\": \"64MB\"}},\n"
@@ -193,8 +176,8 @@ START_TEST(cpu_spinner_is_killed_at_its_cpu_limit)
         snprintf(agents, sizeof(agents),
                  "\"spin\": {\"argv\": [\"%s\"], \"limits\": {\"cpu\": \"1s\"}},\n"
                  " \"stubborn\": {\"argv\": [\"%s\"], \"limits\": {\"cpu\": \"1s\"}}",
-                 script("spin", "while :; do :; done"),
-                 script("stubborn", "trap '' XCPU\nwhile :; do :; done"));
+                 h_script("spin", "while :; do :; done"),
+                 h_script("stubborn", "trap '' XCPU\nwhile :; do :; done"));
         limits_config(agents, "spin stubborn", "60s", NULL);
         sup = h_start_chimerad(H.config, "chimerad");
         workers_of(sup, before);
@@ -249,7 +232,7 @@ START_TEST(endless_stdout_is_cut_off_at_the_output_limit)
 
         snprintf(agents, sizeof(agents),
                  "\"flood\": {\"argv\": [\"%s\"]},\n \"quick\": {\"argv\": [\"%s\"]}",
-                 script("flood", "cat /dev/zero"), quick_agent());
+                 h_script("flood", "cat /dev/zero"), quick_agent());
         limits_config(agents, "flood quick", "60s", NULL);
         sup = h_start_chimerad(H.config, "chimerad");
         workers_of(sup, before);
@@ -285,8 +268,9 @@ START_TEST(agent_that_closes_stdout_early_fails_clearly_and_at_once)
         pid_t sup, before[POOL];
 
         /* It shuts its stdout, then goes on working for a while: no answer is coming. */
-        snprintf(agents, sizeof(agents), "\"mute\": {\"argv\": [\"%s\"]}",
-                 script("mute", "exec >&-\ncat > /dev/null\nsleep 1\necho 'closed my stdout' >&2"));
+        snprintf(
+            agents, sizeof(agents), "\"mute\": {\"argv\": [\"%s\"]}",
+            h_script("mute", "exec >&-\ncat > /dev/null\nsleep 1\necho 'closed my stdout' >&2"));
         limits_config(agents, "mute", "60s", NULL);
         sup = h_start_chimerad(H.config, "chimerad");
         workers_of(sup, before);
@@ -362,7 +346,7 @@ START_TEST(fork_bomb_is_held_to_the_process_limit)
         snprintf(agents, sizeof(agents),
                  "\"bomb\": {\"argv\": [\"%s\"], \"limits\": {\"processes\": 20}},\n"
                  " \"quick\": {\"argv\": [\"%s\"]}",
-                 script("bomb", body), quick_agent());
+                 h_script("bomb", body), quick_agent());
         limits_config(agents, "bomb quick", "60s", NULL);
         sup = h_start_chimerad(H.config, "chimerad");
         workers_of(sup, before);
@@ -401,7 +385,7 @@ START_TEST(agent_ignoring_sigterm_is_killed_with_sigkill_at_its_timeout)
         char err[1024], agents[600], sig[32], cause[32];
 
         snprintf(agents, sizeof(agents), "\"deaf\": {\"argv\": [\"%s\"]}",
-                 script("deaf", "trap '' TERM\nwhile :; do sleep 1; done"));
+                 h_script("deaf", "trap '' TERM\nwhile :; do sleep 1; done"));
         limits_config(agents, "deaf", "500ms", NULL);
         h_start_chimerad(H.config, "chimerad");
         submit("deaf", 1, 1);
@@ -477,11 +461,11 @@ START_TEST(usage_is_in_events_summed_on_the_task_shown_and_counted)
         /* Phase a burns some CPU; phase b asks for a retry once, then succeeds. */
         snprintf(agents, sizeof(agents),
                  "\"busy\": {\"argv\": [\"%s\"]},\n \"flaky\": {\"argv\": [\"%s\"]}",
-                 script("busy", "cat > /dev/null\ni=0\nwhile [ $i -lt 200000 ]; do "
-                                "i=$((i+1)); done\necho '{}'"),
-                 script("flaky", "cat > /dev/null\n"
-                                 "if [ ! -e \"$0.retried\" ]; then touch \"$0.retried\"; "
-                                 "exit 75; fi\necho '{}'"));
+                 h_script("busy", "cat > /dev/null\ni=0\nwhile [ $i -lt 200000 ]; do "
+                                  "i=$((i+1)); done\necho '{}'"),
+                 h_script("flaky", "cat > /dev/null\n"
+                                   "if [ ! -e \"$0.retried\" ]; then touch \"$0.retried\"; "
+                                   "exit 75; fi\necho '{}'"));
         snprintf(extra, sizeof(extra), "\"http\": {\"listen\": \"127.0.0.1:%d\"}", port);
         f = fopen(H.config, "w");
         ck_assert_ptr_nonnull(f);
@@ -619,8 +603,8 @@ START_TEST(delegated_cgroup_holds_agents_and_ends_what_escaped_their_group)
         snprintf(dir, sizeof(dir), "%s/chimera-test-%d", mount, (int)getpid());
         ck_assert_msg(mkdir(dir, 0755) == 0, "mkdir %s", dir);
         snprintf(agents, sizeof(agents), "\"escape\": {\"argv\": [\"%s\"]}",
-                 script("escape", "cat > /dev/null\nsetsid sleep 876501 < /dev/null > /dev/null "
-                                  "2>&1 &\necho '{}'"));
+                 h_script("escape", "cat > /dev/null\nsetsid sleep 876501 < /dev/null > /dev/null "
+                                    "2>&1 &\necho '{}'"));
         limits_config(agents, "escape", "60s", NULL);
         sup = h_start_chimerad_in_cgroup(H.config, "chimerad", dir);
         workers_of(sup, workers);

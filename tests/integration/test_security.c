@@ -61,23 +61,6 @@ static bool is_root(const char *test)
         return false;
 }
 
-/* Writes an executable sh script H.dir/name with body; returns its path (static). */
-static const char *script(const char *name, const char *body)
-{
-        static char path[4][400];
-        static int next;
-        char *p = path[next++ % 4];
-        FILE *f;
-
-        snprintf(p, sizeof(path[0]), "%s/%s", H.dir, name);
-        f = fopen(p, "w");
-        ck_assert_ptr_nonnull(f);
-        fprintf(f, "#!/bin/sh\n%s\n", body);
-        fclose(f);
-        ck_assert_int_eq(chmod(p, 0755), 0);
-        return p;
-}
-
 /*
  * Writes H.config: the database (NULL: none, so chimerad takes the
  * environment's), the control socket, pool (a JSON object), workflows
@@ -87,7 +70,7 @@ static const char *script(const char *name, const char *body)
 static void write_config(const char *database, const char *socket, const char *pool,
                          const char *extra)
 {
-        const char *hold = script("hold", "cat > /dev/null\nwhile :; do sleep 1; done");
+        const char *hold = h_script("hold", "cat > /dev/null\nwhile :; do sleep 1; done");
         char db[700] = "";
         FILE *f = fopen(H.config, "w");
 
@@ -709,7 +692,7 @@ START_TEST(a_worker_that_sends_garbage_is_killed_and_its_task_retried)
                  "done\n"
                  "exec '%s' \"$@\"",
                  H.dir, hello, turn, h_bin("chimera-worker"));
-        fake = script("fake-worker", body);
+        fake = h_script("fake-worker", body);
         snprintf(env, sizeof(env), "CHIMERA_WORKER=%s", fake);
         write_config(H.url, H.socket, "{\"size\": 1}", NULL);
         h_start_chimerad_env(H.config, "chimerad", envv);
