@@ -322,13 +322,38 @@ static ssize_t read_full(int fd, char *buf, size_t len)
         return (ssize_t)got;
 }
 
+/*
+ * Reads the body of a frame of len bytes whose first got bytes are already
+ * in part, then decodes it.  Returns 1, or -1 with the reason in err.
+ */
+static int read_body(int fd, const char *part, size_t got, size_t len, struct frame *out, char *err,
+                     size_t errsz)
+{
+        char *body = malloc(len);
+        int rc;
+
+        if (body == NULL) {
+                snprintf(err, errsz, "out of memory for a frame of %zu bytes", len);
+                return -1;
+        }
+        memcpy(body, part, got);
+        errno = 0;
+        if (read_full(fd, body + got, len - got) != (ssize_t)(len - got)) {
+                snprintf(err, errsz, "reading a frame body: %s",
+                         errno ? strerror(errno) : "truncated");
+                free(body);
+                return -1;
+        }
+        rc = frame_decode(body, len, out, err, errsz);
+        free(body);
+        return rc < 0 ? -1 : 1;
+}
+
 int frame_read_fd(int fd, size_t max, struct frame *out, char *err, size_t errsz)
 {
         unsigned char hdr[FRAME_HEADER_SIZE];
         size_t len;
         ssize_t n;
-        char *body;
-        int rc;
 
         n = read_full(fd, (char *)hdr, sizeof(hdr));
         if (n == 0)
@@ -342,21 +367,51 @@ int frame_read_fd(int fd, size_t max, struct frame *out, char *err, size_t errsz
                 snprintf(err, errsz, "frame length out of range (maximum %zu)", max);
                 return -1;
         }
-        body = malloc(len);
-        if (body == NULL) {
-                snprintf(err, errsz, "out of memory for a frame of %zu bytes", len);
-                return -1;
+        return read_body(fd, NULL, 0, len, out, err, errsz);
+}
+
+int frame_reader_next(struct frame_reader *r, int fd, size_t max, struct frame *out, char *err,
+                      size_t errsz)
+{
+        size_t len, whole;
+        ssize_t n;
+        int rc;
+
+        for (;;) {
+                if (r->have >= FRAME_HEADER_SIZE) {
+                        if (frame_header_length((const unsigned char *)r->buf, max, &len) < 0) {
+                                snprintf(err, errsz, "frame length out of range (maximum %zu)",
+                                         max);
+                                return -1;
+                        }
+                        whole = FRAME_HEADER_SIZE + len;
+                        if (whole > sizeof(r->buf)) {
+                                /* Bigger than the buffer: what it holds is the start of
+                                 * this frame (the peer sends one frame at a time). */
+                                rc = read_body(fd, r->buf + FRAME_HEADER_SIZE,
+                                               r->have - FRAME_HEADER_SIZE, len, out, err, errsz);
+                                r->have = 0;
+                                return rc;
+                        }
+                        if (r->have >= whole) {
+                                rc = frame_decode(r->buf + FRAME_HEADER_SIZE, len, out, err, errsz);
+                                r->have -= whole;
+                                memmove(r->buf, r->buf + whole, r->have);
+                                return rc < 0 ? -1 : 1;
+                        }
+                }
+                n = read(fd, r->buf + r->have, sizeof(r->buf) - r->have);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n == 0 && r->have == 0)
+                        return 0;
+                if (n <= 0) {
+                        snprintf(err, errsz, "reading a frame: %s",
+                                 n < 0 ? strerror(errno) : "truncated");
+                        return -1;
+                }
+                r->have += (size_t)n;
         }
-        errno = 0;
-        if (read_full(fd, body, len) != (ssize_t)len) {
-                snprintf(err, errsz, "reading a frame body: %s",
-                         errno ? strerror(errno) : "truncated");
-                free(body);
-                return -1;
-        }
-        rc = frame_decode(body, len, out, err, errsz);
-        free(body);
-        return rc < 0 ? -1 : 1;
 }
 
 int frame_write_fd(int fd, json_t *msg, size_t max, char *err, size_t errsz)

@@ -101,6 +101,20 @@ int frame_check_json(const char *text, size_t len, const char *what, char *err, 
 void frame_clear(struct frame *f);
 
 /*
+ * A buffered reader of frames from one fd, for the worker: a frame that
+ * fits in the buffer costs one read() instead of two (header, then body),
+ * and bytes read past a frame are kept for the next call.  Zero it before
+ * the first call.  frame_reader_next() returns as frame_read_fd() does.
+ */
+struct frame_reader {
+        char buf[64 * 1024];
+        size_t have;
+};
+
+int frame_reader_next(struct frame_reader *r, int fd, size_t max, struct frame *out, char *err,
+                      size_t errsz) __attribute__((warn_unused_result));
+
+/*
  * Blocking helpers for the worker.  frame_read_fd() returns 1 with a frame,
  * 0 on a clean EOF before any byte of a frame, -1 on an error or an invalid
  * frame (reason in err).  frame_write_fd() returns 0 or -1.

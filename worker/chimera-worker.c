@@ -13,7 +13,6 @@
  * on the socket).  It never holds the database's credentials: chimerad
  * gives it a minimal environment.
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
@@ -71,89 +70,6 @@ static int parse_args(int argc, char **argv, size_t *max_frame)
         return 0;
 }
 
-/* Reads the rest of a frame too big for read_frame's buffer: the got bytes of its body are in part.
- */
-static int read_big_frame(int fd, const char *part, size_t got, size_t len, struct frame *f,
-                          char *err, size_t errsz)
-{
-        char *body = malloc(len);
-        size_t off = got;
-        ssize_t n;
-        int rc;
-
-        if (body == NULL) {
-                snprintf(err, errsz, "out of memory for a frame of %zu bytes", len);
-                return -1;
-        }
-        memcpy(body, part, got);
-        while (off < len) {
-                n = read(fd, body + off, len - off);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0) {
-                        snprintf(err, errsz, "reading a frame body: %s",
-                                 n < 0 ? strerror(errno) : "truncated");
-                        free(body);
-                        return -1;
-                }
-                off += (size_t)n;
-        }
-        rc = frame_decode(body, len, f, err, errsz);
-        free(body);
-        return rc < 0 ? -1 : 1;
-}
-
-/*
- * Reads the next frame from the supervisor, as frame_read_fd() does, but
- * with one read() for a frame that fits in the buffer instead of two (the
- * header, then the body): one system call less per task.  Bytes read past
- * a frame are kept for the next call.  Returns 1, 0 on a clean EOF, -1.
- */
-static int read_frame(int fd, size_t max, struct frame *f, char *err, size_t errsz)
-{
-        static char buf[64 * 1024];
-        static size_t have;
-        size_t len, whole;
-        ssize_t n;
-        int rc;
-
-        for (;;) {
-                if (have >= FRAME_HEADER_SIZE) {
-                        if (frame_header_length((const unsigned char *)buf, max, &len) < 0) {
-                                snprintf(err, errsz, "frame length out of range (maximum %zu)",
-                                         max);
-                                return -1;
-                        }
-                        whole = FRAME_HEADER_SIZE + len;
-                        if (whole > sizeof(buf)) {
-                                /* The supervisor sends one frame at a time: all we
-                                 * have is the start of this one. */
-                                rc = read_big_frame(fd, buf + FRAME_HEADER_SIZE,
-                                                    have - FRAME_HEADER_SIZE, len, f, err, errsz);
-                                have = 0;
-                                return rc;
-                        }
-                        if (have >= whole) {
-                                rc = frame_decode(buf + FRAME_HEADER_SIZE, len, f, err, errsz);
-                                have -= whole;
-                                memmove(buf, buf + whole, have);
-                                return rc < 0 ? -1 : 1;
-                        }
-                }
-                n = read(fd, buf + have, sizeof(buf) - have);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n == 0 && have == 0)
-                        return 0;
-                if (n <= 0) {
-                        snprintf(err, errsz, "reading a frame: %s",
-                                 n < 0 ? strerror(errno) : "truncated");
-                        return -1;
-                }
-                have += (size_t)n;
-        }
-}
-
 static int send_heartbeat(size_t max)
 {
         json_t *hb = json_pack("{s:s, s:i}", "type", "heartbeat", "pid", (int)getpid());
@@ -197,6 +113,7 @@ static int confine_self(void)
 
 int main(int argc, char **argv)
 {
+        static struct frame_reader reader; /* 64 kB: not on the stack */
         size_t max = FRAME_DEFAULT_MAX_SIZE;
         struct frame f;
         char err[512];
@@ -221,7 +138,7 @@ int main(int argc, char **argv)
         if (send_heartbeat(max) < 0)
                 return 1;
         for (;;) {
-                rc = read_frame(WORKER_FD, max, &f, err, sizeof(err));
+                rc = frame_reader_next(&reader, WORKER_FD, max, &f, err, sizeof(err));
                 if (rc == 0)
                         return 0; /* the supervisor closed our socket */
                 if (rc < 0) {
