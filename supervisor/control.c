@@ -276,37 +276,21 @@ static void deny(struct ctl_conn *c, const char *cmd)
                                 "permission_denied"));
 }
 
-/*
- * A peer that may only read gets its refusal before anything else is said
- * of its request, whatever the command (known or not, well formed or not);
- * true when it got one.
- */
-static bool refused(struct ctl_conn *c, const char *line, size_t len)
-{
-        json_t *msg;
-        const char *cmd;
-        bool no;
-
-        if (c->may_change || len > CONTROL_MAX_LINE)
-                return false;
-        msg = json_loadb(line, len, 0, NULL);
-        cmd = json_string_value(json_object_get(msg, "cmd"));
-        no = cmd != NULL && !command_reads_only(cmd);
-        if (no)
-                deny(c, cmd);
-        json_decref(msg);
-        return no;
-}
-
 /* Acts on one request line; control_parse_request() has checked it first. */
 static void handle_request(struct ctl_conn *c, const char *line, size_t len)
 {
         struct control_request req;
         char msg[256];
+        int rc = control_parse_request(line, len, &req, msg, sizeof(msg));
 
-        if (refused(c, line, len))
+        /* A peer that may only read gets its refusal before anything else is
+         * said of its request, whatever the command (known or not, well formed
+         * or not). */
+        if (!c->may_change && req.has_name && !command_reads_only(req.name)) {
+                deny(c, req.name);
                 return;
-        if (control_parse_request(line, len, &req, msg, sizeof(msg)) < 0) {
+        }
+        if (rc < 0) {
                 conn_error(c, msg);
                 return;
         }

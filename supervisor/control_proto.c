@@ -69,6 +69,9 @@ int control_parse_request(const char *line, size_t len, struct control_request *
                 snprintf(err, errsz, "request has no \"cmd\" string");
                 goto out;
         }
+        req->has_name = true;
+        snprintf(req->name, sizeof(req->name), "%.*s", util_utf8_cut(cmd, sizeof(req->name) - 1),
+                 cmd);
         if (lookup_cmd(cmd, &req->cmd) < 0) {
                 snprintf(err, errsz, "unknown command \"%.*s\"", util_utf8_cut(cmd, 64), cmd);
                 goto out;

@@ -7,6 +7,7 @@
 #ifndef CHIMERA_CONTROL_PROTO_H
 #define CHIMERA_CONTROL_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -29,6 +30,11 @@ enum control_cmd {
 struct control_request {
         enum control_cmd cmd;
         json_int_t id; /* CONTROL_CANCEL: the task, a positive integer; else 0 */
+        /* The "cmd" string, cut to 64 bytes on a character boundary, when the
+         * request is an object that has one: set even when the request is
+         * refused, so that a permission check can name any command. */
+        bool has_name;
+        char name[65];
 };
 
 /*
