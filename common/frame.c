@@ -336,7 +336,8 @@ static int read_body(int fd, const char *part, size_t got, size_t len, struct fr
                 snprintf(err, errsz, "out of memory for a frame of %zu bytes", len);
                 return -1;
         }
-        memcpy(body, part, got);
+        if (got > 0)
+                memcpy(body, part, got);
         errno = 0;
         if (read_full(fd, body + got, len - got) != (ssize_t)(len - got)) {
                 snprintf(err, errsz, "reading a frame body: %s",

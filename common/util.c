@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "util.h"
@@ -176,6 +177,21 @@ json_t *util_json_text(const char *s)
         j = json_string(out);
         free(out);
         return j;
+}
+
+int util_write_file_at(int dirfd, const char *name, const char *value)
+{
+        int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC);
+        ssize_t n;
+        int e;
+
+        if (fd < 0)
+                return -1;
+        n = write(fd, value, strlen(value));
+        e = errno;
+        close(fd);
+        errno = e;
+        return n < 0 ? -1 : 0;
 }
 
 char *util_strdup(const char *s)

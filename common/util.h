@@ -72,6 +72,13 @@ void util_utf8_sanitize(char *s);
  */
 json_t *util_json_text(const char *s);
 
+/*
+ * Writes value (one write) into the existing file name, relative to dirfd
+ * (or AT_FDCWD), as cgroup and /proc files want; 0, or -1 with errno set.
+ * Only system calls: safe in a child that shares the parent's memory.
+ */
+int util_write_file_at(int dirfd, const char *name, const char *value);
+
 /* strdup that aborts on out-of-memory; NULL in gives NULL out. */
 char *util_strdup(const char *s);
 

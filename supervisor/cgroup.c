@@ -49,18 +49,14 @@ struct cgroup {
 static int write_file(const char *dir, const char *file, const char *value)
 {
         char path[PATH_MAX + 64];
-        ssize_t n;
-        int fd, e;
 
-        snprintf(path, sizeof(path), "%s/%s", dir, file);
-        fd = open(path, O_WRONLY | O_CLOEXEC);
-        if (fd < 0)
+        int n = snprintf(path, sizeof(path), "%s/%s", dir, file);
+
+        if (n < 0 || (size_t)n >= sizeof(path)) {
+                errno = ENAMETOOLONG;
                 return -1;
-        n = write(fd, value, strlen(value));
-        e = errno;
-        close(fd);
-        errno = e;
-        return n < 0 ? -1 : 0;
+        }
+        return util_write_file_at(AT_FDCWD, path, value);
 }
 
 /* Reads dir/file (small) into buf; 0, or -1. */

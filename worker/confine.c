@@ -76,17 +76,7 @@ static ssize_t cg_read(const char *name, char *buf, size_t size)
 /* Writes value to a cgroup file; returns 0, or -1 with errno set. */
 static int cg_write(const char *name, const char *value)
 {
-        int fd = openat(cgroup_dir, name, O_WRONLY | O_CLOEXEC);
-        ssize_t n;
-        int e;
-
-        if (fd < 0)
-                return -1;
-        n = write(fd, value, strlen(value));
-        e = errno;
-        close(fd);
-        errno = e;
-        return n < 0 ? -1 : 0;
+        return util_write_file_at(cgroup_dir, name, value);
 }
 
 /* The value of "key N" in a flat-keyed cgroup file (memory.events, cpu.stat); 0 if absent. */
