@@ -389,6 +389,38 @@ const char *h_repo_path(const char *rel)
         return p;
 }
 
+bool h_writable_cgroup2(char *buf, size_t size)
+{
+        char line[4096], mnt[1024];
+        FILE *f = fopen("/proc/self/mountinfo", "r");
+        bool found = false;
+
+        if (f == NULL)
+                return false;
+        while (!found && fgets(line, sizeof(line), f) != NULL) {
+                const char *sep = strstr(line, " - ");
+                if (sep != NULL && strncmp(sep, " - cgroup2 ", 11) == 0 &&
+                    sscanf(line, "%*s %*s %*s %*s %1023s", mnt) == 1 && access(mnt, W_OK) == 0) {
+                        snprintf(buf, size, "%s", mnt);
+                        found = true;
+                }
+        }
+        fclose(f);
+        return found;
+}
+
+bool h_in_cgroup(const char *dir, pid_t pid)
+{
+        char path[1300], text[4096], want[32];
+
+        /* One pid a line: look for "\nPID\n" in "\n" + the file. */
+        text[0] = '\n';
+        snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+        h_read_file(path, text + 1, sizeof(text) - 1);
+        snprintf(want, sizeof(want), "\n%d\n", (int)pid);
+        return strstr(text, want) != NULL;
+}
+
 const char *h_script(const char *name, const char *body)
 {
         static char path[8][400];

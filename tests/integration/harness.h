@@ -98,6 +98,12 @@ void h_write_config_text(const char *text);
  */
 const char *h_script(const char *name, const char *body);
 
+/* Where cgroup v2 is mounted, into buf, if this test may make a cgroup there (root, usually). */
+bool h_writable_cgroup2(char *buf, size_t size);
+
+/* True when pid is listed in dir/cgroup.procs. */
+bool h_in_cgroup(const char *dir, pid_t pid);
+
 /*
  * Counts the live processes whose environment, as their exec left it, holds
  * the entry var_value ("CHIMERA_TRACE_ID=..."): a way to find every process

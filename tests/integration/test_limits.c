@@ -536,27 +536,6 @@ START_TEST(usage_is_in_events_summed_on_the_task_shown_and_counted)
 }
 END_TEST
 
-/* Where cgroup v2 is mounted, if this test may make a cgroup there (root, usually). */
-static bool writable_cgroup2(char *buf, size_t size)
-{
-        char line[4096], mnt[1024];
-        FILE *f = fopen("/proc/self/mountinfo", "r");
-        bool found = false;
-
-        if (f == NULL)
-                return false;
-        while (!found && fgets(line, sizeof(line), f) != NULL) {
-                const char *sep = strstr(line, " - ");
-                if (sep != NULL && strncmp(sep, " - cgroup2 ", 11) == 0 &&
-                    sscanf(line, "%*s %*s %*s %*s %1023s", mnt) == 1 && access(mnt, W_OK) == 0) {
-                        snprintf(buf, size, "%s", mnt);
-                        found = true;
-                }
-        }
-        fclose(f);
-        return found;
-}
-
 /* Removes the test's cgroup directory and what chimerad left in it (empty cgroups only). */
 static void remove_cgroup(const char *dir)
 {
@@ -567,19 +546,6 @@ static void remove_cgroup(const char *dir)
                  "find '%s' -depth -type d -exec rmdir {} \\; 2>/dev/null; test ! -e '%s'", dir,
                  dir);
         ck_assert_msg(system(cmd) == 0, "cannot remove %s", dir);
-}
-
-/* Whether pid is listed in dir/cgroup.procs. */
-static bool in_cgroup(const char *dir, pid_t pid)
-{
-        char path[1300], text[4096], want[32];
-
-        /* One pid a line: look for "\nPID\n" in "\n" + the file. */
-        text[0] = '\n';
-        snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
-        h_read_file(path, text + 1, sizeof(text) - 1);
-        snprintf(want, sizeof(want), "\n%d\n", (int)pid);
-        return strstr(text, want) != NULL;
 }
 
 /*
@@ -595,7 +561,7 @@ START_TEST(delegated_cgroup_holds_agents_and_ends_what_escaped_their_group)
         static char text[1 << 16];
         pid_t sup, workers[POOL];
 
-        if (!writable_cgroup2(mount, sizeof(mount))) {
+        if (!h_writable_cgroup2(mount, sizeof(mount))) {
                 fprintf(stderr, "test_limits: no writable cgroup v2 mount; skipping the "
                                 "delegated cgroup test\n");
                 return;
@@ -612,12 +578,12 @@ START_TEST(delegated_cgroup_holds_agents_and_ends_what_escaped_their_group)
         h_read_file(log, text, sizeof(text));
         ck_assert_msg(strstr(text, "agents run in cgroup leaves under ") != NULL, "%s", text);
         snprintf(leaf, sizeof(leaf), "%s/supervisor", dir);
-        ck_assert(in_cgroup(leaf, sup));
+        ck_assert(h_in_cgroup(leaf, sup));
         for (int i = 0; i < POOL; i++) {
                 bool found = false;
                 for (int slot = 0; slot < POOL && !found; slot++) {
                         snprintf(leaf, sizeof(leaf), "%s/worker-%d/worker", dir, slot);
-                        found = in_cgroup(leaf, workers[i]);
+                        found = h_in_cgroup(leaf, workers[i]);
                 }
                 ck_assert_msg(found, "worker %d is in no worker leaf", (int)workers[i]);
         }

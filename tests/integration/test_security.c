@@ -384,39 +384,6 @@ START_TEST(started_as_root_it_runs_as_its_user_and_so_do_workers_and_agents)
 }
 END_TEST
 
-/* Where cgroup v2 is mounted, if this test may make a cgroup there (root, usually). */
-static bool writable_cgroup2(char *buf, size_t size)
-{
-        char line[4096], mnt[1024];
-        FILE *f = fopen("/proc/self/mountinfo", "r");
-        bool found = false;
-
-        if (f == NULL)
-                return false;
-        while (!found && fgets(line, sizeof(line), f) != NULL) {
-                const char *sep = strstr(line, " - ");
-                if (sep != NULL && strncmp(sep, " - cgroup2 ", 11) == 0 &&
-                    sscanf(line, "%*s %*s %*s %*s %1023s", mnt) == 1 && access(mnt, W_OK) == 0) {
-                        snprintf(buf, size, "%s", mnt);
-                        found = true;
-                }
-        }
-        fclose(f);
-        return found;
-}
-
-/* Whether pid is listed in dir/cgroup.procs. */
-static bool in_cgroup(const char *dir, pid_t pid)
-{
-        char path[1300], text[4096], want[32];
-
-        text[0] = '\n';
-        snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
-        h_read_file(path, text + 1, sizeof(text) - 1);
-        snprintf(want, sizeof(want), "\n%d\n", (int)pid);
-        return strstr(text, want) != NULL;
-}
-
 /*
  * A root chimerad in a delegated cgroup hands its sub-tree to the service
  * user before it drops root: its workers still join their leaves, their
@@ -430,7 +397,7 @@ START_TEST(dropped_chimerad_keeps_its_delegated_cgroup)
 
         if (!is_root(__func__))
                 return;
-        if (!writable_cgroup2(mount, sizeof(mount))) {
+        if (!h_writable_cgroup2(mount, sizeof(mount))) {
                 fprintf(stderr, "test_security: no writable cgroup v2 mount; skipping %s\n",
                         __func__);
                 return;
@@ -448,9 +415,9 @@ START_TEST(dropped_chimerad_keeps_its_delegated_cgroup)
         ck_assert_msg(strstr(text, "running as user nobody") != NULL, "%s", text);
         assert_service_ids(workers[0], "worker");
         snprintf(leaf, sizeof(leaf), "%s/worker-0/worker", dir);
-        ck_assert_msg(in_cgroup(leaf, workers[0]), "the worker is not in %s", leaf);
+        ck_assert_msg(h_in_cgroup(leaf, workers[0]), "the worker is not in %s", leaf);
         snprintf(leaf, sizeof(leaf), "%s/worker-0/agent", dir);
-        ck_assert_msg(in_cgroup(leaf, agent), "the agent is not in %s", leaf);
+        ck_assert_msg(h_in_cgroup(leaf, agent), "the agent is not in %s", leaf);
 
         /* shutdown_timeout is 1s: the hold task is stopped, and chimerad cleans up. */
         ck_assert_int_eq(h_signal_and_wait(sup, SIGTERM, 30000), 0);
