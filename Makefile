@@ -53,7 +53,7 @@ ALL_CPPFLAGS = -D_GNU_SOURCE -Icommon -Isupervisor -Iworker -I$(BUILD) \
 ALL_CFLAGS   = -std=c11 $(WARNFLAGS) $(SANFLAGS) $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS  = $(SANFLAGS) $(LDFLAGS)
 
-COMMON_SRCS = common/log.c common/util.c common/frame.c common/config.c \
+COMMON_SRCS = common/log.c common/util.c common/frame.c common/config.c common/jbuf.c \
               common/workflow.c
 SQL_SRCS    = $(sort $(wildcard sql/*.sql))
 SUPERVISOR_SRCS = supervisor/chimerad.c supervisor/pool.c supervisor/db.c \

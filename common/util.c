@@ -111,8 +111,7 @@ int util_utf8_cut(const char *s, size_t max)
         return (int)n;
 }
 
-/* Length of the valid UTF-8 character at s (1 to 4), or 0 when there is none. */
-static size_t utf8_char_len(const unsigned char *s)
+size_t util_utf8_char_len(const unsigned char *s)
 {
         size_t len;
         uint32_t c;
@@ -144,7 +143,7 @@ void util_utf8_sanitize(char *s)
         unsigned char *p = (unsigned char *)s;
 
         while (*p != '\0') {
-                size_t n = utf8_char_len(p);
+                size_t n = util_utf8_char_len(p);
 
                 if (n == 0)
                         *p++ = '?';
@@ -163,7 +162,7 @@ json_t *util_json_text(const char *s)
                 return j;
         out = o = util_calloc(3 * strlen(s) + 1, 1);
         while (*p != '\0') {
-                size_t n = utf8_char_len(p);
+                size_t n = util_utf8_char_len(p);
                 if (n == 0) {
                         memcpy(o, "\xef\xbf\xbd", 3);
                         o += 3;

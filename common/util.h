@@ -55,6 +55,13 @@ const char *util_json_kind(const json_t *v);
 int util_utf8_cut(const char *s, size_t max);
 
 /*
+ * Length of the valid UTF-8 character at s (1 to 4), or 0 when there is
+ * none (a stray or overlong byte, a surrogate, past U+10FFFF).  s is
+ * NUL-terminated: a NUL ends a sequence early.
+ */
+size_t util_utf8_char_len(const unsigned char *s);
+
+/*
  * Makes the NUL-terminated text s valid UTF-8 in place, as jansson judges
  * it: every byte that does not start a whole, shortest-form character
  * outside the surrogates becomes '?'.  The length stays the same.  For

@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "jbuf.h"
 #include "suites.h"
 #include "util.h"
 
@@ -143,6 +144,88 @@ START_TEST(any_bytes_become_a_json_string)
 }
 END_TEST
 
+/* Parses the text a jbuf holds, which must be one JSON value. */
+static json_t *jbuf_parse(const struct jbuf *b)
+{
+        json_error_t e;
+        json_t *v = json_loadb(b->p, b->len, JSON_DECODE_ANY, &e);
+
+        ck_assert_msg(v != NULL, "not JSON (%s): %.*s", e.text, (int)b->len, b->p);
+        return v;
+}
+
+START_TEST(jbuf_strings_are_always_valid_json)
+{
+        static const struct {
+                const char *in, *out;
+        } cases[] = {
+            {"", ""},
+            {"plain", "plain"},
+            {"q\"b\\s/", "q\"b\\s/"},
+            {"\n\t\r\x01\x1f\x7f", "\n\t\r\x01\x1f\x7f"},
+            {"h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"},
+            {"cut \xe2\x82", "cut \xef\xbf\xbd\xef\xbf\xbd"},
+            {"\xff\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+            {"\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+        };
+        struct jbuf b = {0};
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                json_t *v;
+                jbuf_reset(&b);
+                jbuf_str(&b, cases[i].in);
+                v = jbuf_parse(&b);
+                ck_assert_msg(json_is_string(v), "case %zu", i);
+                ck_assert_str_eq(json_string_value(v), cases[i].out);
+                json_decref(v);
+        }
+        jbuf_free(&b);
+}
+END_TEST
+
+START_TEST(jbuf_builds_what_jansson_reads_back)
+{
+        struct jbuf b = {0};
+        json_t *inner = json_pack("{s:[i, s, n], s:f}", "a", 1, "x", "r", 1.5), *v;
+        char big[3000];
+
+        memset(big, 'z', sizeof(big) - 1);
+        big[sizeof(big) - 1] = '\0';
+        jbuf_lit(&b, "{\"n\":");
+        jbuf_int(&b, INT64_MIN);
+        jbuf_lit(&b, ",\"m\":");
+        jbuf_int(&b, INT64_MAX);
+        jbuf_lit(&b, ",\"t\":");
+        jbuf_bool(&b, true);
+        jbuf_lit(&b, ",\"f\":");
+        jbuf_bool(&b, false);
+        jbuf_lit(&b, ",\"null\":");
+        jbuf_str(&b, NULL);
+        jbuf_lit(&b, ",\"none\":");
+        jbuf_json(&b, NULL);
+        jbuf_lit(&b, ",\"big\":");
+        jbuf_str(&b, big);
+        jbuf_lit(&b, ",\"inner\":");
+        jbuf_json(&b, inner);
+        jbuf_lit(&b, "}");
+        v = jbuf_parse(&b);
+        ck_assert_int_eq(json_integer_value(json_object_get(v, "n")), INT64_MIN);
+        ck_assert_int_eq(json_integer_value(json_object_get(v, "m")), INT64_MAX);
+        ck_assert(json_is_true(json_object_get(v, "t")));
+        ck_assert(json_is_false(json_object_get(v, "f")));
+        ck_assert(json_is_null(json_object_get(v, "null")));
+        ck_assert(json_is_null(json_object_get(v, "none")));
+        ck_assert_str_eq(json_string_value(json_object_get(v, "big")), big);
+        ck_assert(json_equal(json_object_get(v, "inner"), inner));
+        json_decref(v);
+        json_decref(inner);
+        jbuf_reset(&b);
+        ck_assert_uint_eq(b.len, 0);
+        jbuf_free(&b);
+        ck_assert_ptr_null(b.p);
+}
+END_TEST
+
 Suite *util_suite(void)
 {
         Suite *s = suite_create("util");
@@ -155,6 +238,8 @@ Suite *util_suite(void)
         tcase_add_test(tc, sanitize_keeps_valid_utf8_and_replaces_every_bad_byte);
         tcase_add_test(tc, utf8_cut_never_ends_inside_a_character);
         tcase_add_test(tc, any_bytes_become_a_json_string);
+        tcase_add_test(tc, jbuf_strings_are_always_valid_json);
+        tcase_add_test(tc, jbuf_builds_what_jansson_reads_back);
         suite_add_tcase(s, tc);
         return s;
 }
