@@ -23,6 +23,17 @@ struct jbuf {
         size_t cap;
 };
 
+/*
+ * A JSON text someone else holds (a value inside a frame, a dumped object):
+ * p[0..n) is one valid JSON value, not NUL-terminated; p == NULL for none.
+ */
+struct jtext {
+        const char *p;
+        size_t n;
+};
+
+#define JTEXT_NONE ((struct jtext){NULL, 0})
+
 /* Forgets the text but keeps the memory; jbuf_free() releases it. */
 void jbuf_reset(struct jbuf *b);
 void jbuf_free(struct jbuf *b);

@@ -17,6 +17,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "jbuf.h"
 #include "config.h"
 #include "privsep.h"
 
@@ -82,6 +83,7 @@ struct pool {
         int crash_streak;    /* workers that died soon after start, in a row */
         unsigned generation; /* bumped by each reload; older workers are replaced */
         unsigned restarts;   /* respawns since start */
+        struct jbuf scratch; /* texts of the frame being handled */
 };
 
 /* Counters reported by status. */

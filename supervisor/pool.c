@@ -150,6 +150,7 @@ static void on_progress(struct worker *w, json_t *msg)
         const char *event = json_string_value(json_object_get(msg, "event"));
         const char *phase = json_string_value(json_object_get(msg, "phase"));
         json_t *detail;
+        size_t d_len;
 
         if (strcmp(event, "spawned") == 0) {
                 w->task->agent_pgid = (pid_t)json_integer_value(json_object_get(msg, "pgid"));
@@ -160,7 +161,7 @@ static void on_progress(struct worker *w, json_t *msg)
                 w->task->agent_pgid = 0;
                 free(w->task->phase);
                 w->task->phase = util_strdup(phase);
-                queue_phase(q, w->task, "phase_started", phase, NULL, NULL);
+                queue_phase(q, w->task, "phase_started", phase, JTEXT_NONE, JTEXT_NONE);
                 if (strcmp(event, "started") == 0)
                         return;
         }
@@ -173,8 +174,13 @@ static void on_progress(struct worker *w, json_t *msg)
                            "duration_ms", json_object_get(msg, "duration_ms"), "error",
                            json_object_get(msg, "error"), "stderr", json_object_get(msg, "stderr"));
         stats_observe_agent(&w->pool->sv->stats, msg, detail);
-        queue_phase(q, w->task, "phase_finished", phase, detail,
-                    json_incref(json_object_get(msg, "state")));
+        jbuf_reset(&w->pool->scratch);
+        jbuf_json(&w->pool->scratch, detail);
+        d_len = w->pool->scratch.len;
+        jbuf_json(&w->pool->scratch, json_object_get(msg, "state"));
+        queue_phase(q, w->task, "phase_finished", phase, (struct jtext){w->pool->scratch.p, d_len},
+                    (struct jtext){w->pool->scratch.p + d_len, w->pool->scratch.len - d_len});
+        json_decref(detail);
 }
 
 /* What a task's log lines carry; borrowed from w and t. */
@@ -198,6 +204,7 @@ static void on_result(struct worker *w, json_t *msg)
         const char *error = json_string_value(json_object_get(msg, "error"));
         int64_t ms = util_now_ms() - t->started_ms;
         json_t *state;
+        size_t r_len;
 
         struct log_task lt = task_log(w, t, ms);
 
@@ -220,8 +227,17 @@ static void on_result(struct worker *w, json_t *msg)
         stats_observe_duration(&sv->stats, ms);
         /* No state: the "finished" frame just before carried this same checkpoint. */
         state = json_object_get(msg, "state");
-        queue_finish(sv->queue, t, status, json_incref(json_object_get(msg, "result")), error,
-                     json_is_object(state) ? json_incref(state) : NULL);
+        jbuf_reset(&w->pool->scratch);
+        if (json_object_get(msg, "result") != NULL)
+                jbuf_json(&w->pool->scratch, json_object_get(msg, "result"));
+        r_len = w->pool->scratch.len;
+        if (json_is_object(state))
+                jbuf_json(&w->pool->scratch, state);
+        queue_finish(sv->queue, t, status,
+                     r_len > 0 ? (struct jtext){w->pool->scratch.p, r_len} : JTEXT_NONE, error,
+                     json_is_object(state)
+                         ? (struct jtext){w->pool->scratch.p + r_len, w->pool->scratch.len - r_len}
+                         : JTEXT_NONE);
         task_free(t);
         w->task = NULL;
         evtimer_del(w->timeout_ev);
@@ -641,12 +657,12 @@ static void worker_reaped(struct worker *w, int status)
                          t->phase ? " during phase " : "", t->phase ? t->phase : "");
                 evtimer_del(w->timeout_ev);
                 if (w->requeue) {
-                        queue_finish(sv->queue, t, "requeue", NULL, err, NULL);
+                        queue_finish(sv->queue, t, "requeue", JTEXT_NONE, err, JTEXT_NONE);
                 } else {
                         struct log_task lt = task_log(w, t, util_now_ms() - t->started_ms);
                         log_task(LOG_LEVEL_WARN, &lt, "%s; it will be retried", err);
                         sv->stats.retried++;
-                        queue_finish(sv->queue, t, "retry", NULL, err, NULL);
+                        queue_finish(sv->queue, t, "retry", JTEXT_NONE, err, JTEXT_NONE);
                 }
                 task_free(t);
                 w->task = NULL;
@@ -805,6 +821,7 @@ void pool_free(struct pool *pool)
         }
         free(pool->workers);
         pool->workers = NULL;
+        jbuf_free(&pool->scratch);
 }
 
 json_t *pool_status_json(const struct pool *pool)
@@ -860,7 +877,7 @@ int pool_cancel_task(struct pool *pool, int64_t task_id)
                 if (t->agent_pgid > 1)
                         kill(-t->agent_pgid, SIGKILL);
                 cgroup_kill_agent(sv->cgroup, w->slot);
-                queue_finish(sv->queue, t, "cancelled", NULL, NULL, NULL);
+                queue_finish(sv->queue, t, "cancelled", JTEXT_NONE, NULL, JTEXT_NONE);
                 evtimer_del(w->timeout_ev);
                 task_free(t);
                 w->task = NULL;

@@ -39,6 +39,31 @@
 #include "queue.h"
 #include "util.h"
 
+/*
+ * What is to be written for one task attempt ("op"): its events in order,
+ * its latest checkpoint and its outcome.  Built as JSON text from the
+ * start, so that a batch is only their concatenation.
+ */
+struct op {
+        int64_t id;
+        int attempt;
+        char status[12];        /* "running" until an outcome is recorded */
+        char *state;            /* checkpoint as JSON text (owned), or NULL */
+        char *result;           /* result as JSON text (owned), or NULL */
+        char *error;            /* plain text (owned), or NULL */
+        int64_t delay_ms;       /* before a retry or deferral; -1: none */
+        struct jbuf events;     /* event objects separated by commas */
+        struct op *prev, *next; /* in its list */
+        struct op *hnext;       /* in its by_key chain, while pending */
+};
+
+struct oplist {
+        struct op *head, *tail;
+        size_t len;
+};
+
+#define OP_BUCKETS 1024
+
 struct queue {
         struct supervisor *sv;
         bool registered;
@@ -48,9 +73,12 @@ struct queue {
         bool maybe_empty;
         bool write_inflight;
         bool heartbeat_inflight;
-        bool recover;     /* next heartbeat requeues claims lost with a connection */
-        json_t *pending;  /* "id/attempt" -> op, insertion ordered */
-        json_t *inflight; /* the batch being written: array of ops */
+        bool recover;                  /* next heartbeat requeues claims lost with a connection */
+        struct oplist pending;         /* ops not yet written, oldest first */
+        struct op *by_key[OP_BUCKETS]; /* the pending ops by task attempt */
+        int pending_outcomes;          /* pending ops with an outcome ("running" is none) */
+        struct oplist inflight;        /* the batch being written */
+        struct jbuf batch;             /* its text; the memory is kept for the next */
         struct event *poll_ev, *heartbeat_ev;
         struct event *flush_ev; /* a delayed write is due (WRITE_DELAY_MS) */
         bool flush_due;
@@ -234,6 +262,9 @@ static const char SCHEMA_SQL[] = "SELECT coalesce(max(version), 0) FROM chimera.
 static const char DEREGISTER_SQL[] = "DELETE FROM chimera.supervisors WHERE id = $1::uuid";
 
 static void queue_flush(struct queue *q);
+static void op_free(struct op *op);
+static void pending_remove(struct queue *q, struct op *op);
+static void inflight_free(struct queue *q);
 static void heartbeat_send(struct queue *q);
 
 /* Formats a text[] literal: {"a","b\"c"}. */
@@ -380,12 +411,10 @@ struct queue *queue_new(struct supervisor *sv)
         struct queue *q = util_calloc(1, sizeof(*q));
 
         q->sv = sv;
-        q->pending = json_object();
         q->poll_ev = event_new(sv->base, -1, EV_PERSIST, poll_cb, q);
         q->heartbeat_ev = event_new(sv->base, -1, EV_PERSIST, heartbeat_cb, q);
         q->flush_ev = evtimer_new(sv->base, flush_cb, q);
-        if (q->pending == NULL || q->poll_ev == NULL || q->heartbeat_ev == NULL ||
-            q->flush_ev == NULL)
+        if (q->poll_ev == NULL || q->heartbeat_ev == NULL || q->flush_ev == NULL)
                 fatalx("%s: out of memory", __func__);
         apply_config(q);
         return q;
@@ -411,8 +440,13 @@ void queue_free(struct queue *q)
                 free(r->frame);
         }
         free(q->ready);
-        json_decref(q->pending);
-        json_decref(q->inflight);
+        while (q->pending.head != NULL) {
+                struct op *op = q->pending.head;
+                pending_remove(q, op);
+                op_free(op);
+        }
+        inflight_free(q);
+        jbuf_free(&q->batch);
         event_free(q->poll_ev);
         event_free(q->heartbeat_ev);
         event_free(q->flush_ev);
@@ -569,8 +603,8 @@ static void ready_pump(struct queue *q)
                         log_warnx("task %lld waited for a worker until its lease was nearly "
                                   "out: not running it here",
                                   (long long)r.task->id);
-                        queue_finish(q, r.task, "requeue", NULL,
-                                     "its lease ran out while it waited for a worker", NULL);
+                        queue_finish(q, r.task, "requeue", JTEXT_NONE,
+                                     "its lease ran out while it waited for a worker", JTEXT_NONE);
                         task_free(r.task);
                         free(r.frame);
                         continue;
@@ -578,7 +612,8 @@ static void ready_pump(struct queue *q)
                 if (pool_dispatch(pool, r.task, r.frame, r.len) < 0) {
                         /* No idle worker after all (one died meanwhile): give it back,
                          * uncharged. */
-                        queue_finish(q, r.task, "requeue", NULL, "no idle worker", NULL);
+                        queue_finish(q, r.task, "requeue", JTEXT_NONE, "no idle worker",
+                                     JTEXT_NONE);
                         task_free(r.task);
                 }
                 free(r.frame);
@@ -591,7 +626,7 @@ void queue_release_ready(struct queue *q, const char *why)
                 log_info("giving back %zu tasks claimed ahead, uncharged: %s", q->ready_len, why);
         while (q->ready_len > 0) {
                 struct ready r = ready_pop(q);
-                queue_finish(q, r.task, "requeue", NULL, why, NULL);
+                queue_finish(q, r.task, "requeue", JTEXT_NONE, why, JTEXT_NONE);
                 task_free(r.task);
                 free(r.frame);
         }
@@ -603,7 +638,8 @@ int queue_cancel_ready(struct queue *q, int64_t id)
                 struct ready *r = &q->ready[(q->ready_head + i) % q->ready_cap];
                 if (r->task->id != id)
                         continue;
-                queue_finish(q, r->task, "cancelled", NULL, "cancelled before it started", NULL);
+                queue_finish(q, r->task, "cancelled", JTEXT_NONE, "cancelled before it started",
+                             JTEXT_NONE);
                 task_free(r->task);
                 free(r->frame);
                 /* Close the gap, keeping the claim order of the others. */
@@ -640,7 +676,7 @@ static void dispatch_row(struct queue *q, PGresult *res, int row)
                 snprintf(err, sizeof(err), "unknown workflow \"%.100s\": no such workflow in %s",
                          t->workflow, sv->config_path);
                 log_warnx("task %lld: %s", (long long)t->id, err);
-                queue_finish(q, t, "failed", NULL, err, NULL);
+                queue_finish(q, t, "failed", JTEXT_NONE, err, JTEXT_NONE);
                 goto out;
         }
         t->timeout_ms = wf->timeout_ms;
@@ -651,7 +687,7 @@ static void dispatch_row(struct queue *q, PGresult *res, int row)
             frame_check_json(PQgetvalue(res, row, 5), (size_t)PQgetlength(res, row, 5),
                              "the checkpoint (state)", err, sizeof(err)) < 0) {
                 log_warnx("task %lld: %s", (long long)t->id, err);
-                queue_finish(q, t, "failed", NULL, err, NULL);
+                queue_finish(q, t, "failed", JTEXT_NONE, err, JTEXT_NONE);
                 goto out;
         }
         open = breakers_open_list(sv->breakers);
@@ -663,7 +699,7 @@ static void dispatch_row(struct queue *q, PGresult *res, int row)
                          "task is too large to hand to a worker: %zu bytes "
                          "exceed pool.max_frame_size (%lld)",
                          len, (long long)sv->cfg->pool_max_frame_size);
-                queue_finish(q, t, "failed", NULL, err, NULL);
+                queue_finish(q, t, "failed", JTEXT_NONE, err, JTEXT_NONE);
                 free(body);
                 goto out;
         }
@@ -703,23 +739,6 @@ static void claim_cb(PGresult *res, void *arg)
         queue_kick(q);
 }
 
-/*
- * Outcomes not yet handed to the database.  Their workers are idle, but a
- * claim for them must wait until the outcome is queued ahead of it on the
- * connection, or the table would briefly show more tasks running than this
- * supervisor has workers.
- */
-static int unsent_outcomes(const struct queue *q)
-{
-        const char *key;
-        json_t *op;
-        int n = 0;
-
-        json_object_foreach (q->pending, key, op)
-                n += strcmp(json_string_value(json_object_get(op, "status")), "running") != 0;
-        return n;
-}
-
 void queue_kick(struct queue *q)
 {
         struct supervisor *sv = q->sv;
@@ -732,7 +751,12 @@ void queue_kick(struct queue *q)
                 return;
         /* Without prefetch, never more tasks running in the table than workers. */
         if (prefetch == 0)
-                idle = pool_idle_count(&sv->pool) - unsent_outcomes(q);
+                idle = pool_idle_count(&sv->pool) -
+                       q->pending_outcomes; /* Outcomes not yet handed
+                                             * to the database: their workers are idle, but a claim
+                                             * for them must wait until the outcome is queued ahead
+                                             * of it on the connection, or the table would briefly
+                                             * show more tasks running than we have workers. */
         else if ((int)q->ready_len > prefetch / 2)
                 return; /* refilled once half is used: a claim per task would cost a
                          * statement and a commit per task at agent-program rates */
@@ -755,35 +779,139 @@ void queue_kick(struct queue *q)
 
 /* ---- writes ---- */
 
-/* The pending op of task's attempt, created empty on first use (borrowed). */
-static json_t *op_for(struct queue *q, const struct task *t)
+static unsigned op_bucket(int64_t id, int attempt)
 {
-        char key[48];
-        json_t *op;
+        uint64_t h = ((uint64_t)id * 0x9e3779b97f4a7c15u) ^ (uint64_t)(unsigned)attempt;
+        return (unsigned)(h >> 32) % OP_BUCKETS;
+}
 
-        snprintf(key, sizeof(key), "%lld/%d", (long long)t->id, t->attempt);
-        op = json_object_get(q->pending, key);
+static void list_append(struct oplist *l, struct op *op)
+{
+        op->next = NULL;
+        op->prev = l->tail;
+        if (l->tail != NULL)
+                l->tail->next = op;
+        else
+                l->head = op;
+        l->tail = op;
+        l->len++;
+}
+
+static void list_remove(struct oplist *l, struct op *op)
+{
+        if (op->prev != NULL)
+                op->prev->next = op->next;
+        else
+                l->head = op->next;
+        if (op->next != NULL)
+                op->next->prev = op->prev;
+        else
+                l->tail = op->prev;
+        l->len--;
+}
+
+static bool op_has_outcome(const struct op *op)
+{
+        return strcmp(op->status, "running") != 0;
+}
+
+static void op_free(struct op *op)
+{
+        free(op->state);
+        free(op->result);
+        free(op->error);
+        jbuf_free(&op->events);
+        free(op);
+}
+
+static struct op *pending_find(const struct queue *q, int64_t id, int attempt)
+{
+        struct op *op = q->by_key[op_bucket(id, attempt)];
+
+        while (op != NULL && (op->id != id || op->attempt != attempt))
+                op = op->hnext;
+        return op;
+}
+
+static void pending_add(struct queue *q, struct op *op)
+{
+        unsigned b = op_bucket(op->id, op->attempt);
+
+        list_append(&q->pending, op);
+        op->hnext = q->by_key[b];
+        q->by_key[b] = op;
+        q->pending_outcomes += op_has_outcome(op);
+}
+
+static void pending_remove(struct queue *q, struct op *op)
+{
+        struct op **pp = &q->by_key[op_bucket(op->id, op->attempt)];
+
+        while (*pp != op)
+                pp = &(*pp)->hnext;
+        *pp = op->hnext;
+        list_remove(&q->pending, op);
+        q->pending_outcomes -= op_has_outcome(op);
+}
+
+/* A copy of text as a NUL-terminated string, or NULL for none. */
+static char *text_dup(struct jtext text)
+{
+        char *s;
+
+        if (text.p == NULL)
+                return NULL;
+        s = util_calloc(1, text.n + 1);
+        memcpy(s, text.p, text.n);
+        return s;
+}
+
+static void replace(char **field, char *value)
+{
+        if (value == NULL)
+                return;
+        free(*field);
+        *field = value;
+}
+
+/* The pending op of task's attempt, created empty on first use (borrowed). */
+static struct op *op_for(struct queue *q, const struct task *t)
+{
+        struct op *op = pending_find(q, t->id, t->attempt);
+
         if (op == NULL) {
-                op = json_pack("{s:I, s:i, s:s, s:[]}", "id", (json_int_t)t->id, "attempt",
-                               t->attempt, "status", "running", "events");
-                if (op == NULL || json_object_set_new(q->pending, key, op) < 0)
-                        fatalx("%s: out of memory", __func__);
+                op = util_calloc(1, sizeof(*op));
+                op->id = t->id;
+                op->attempt = t->attempt;
+                strcpy(op->status, "running");
+                op->delay_ms = -1;
+                pending_add(q, op);
         }
         return op;
 }
 
 void queue_phase(struct queue *q, const struct task *task, const char *kind, const char *phase,
-                 json_t *detail, json_t *state)
+                 struct jtext detail, struct jtext state)
 {
-        json_t *op = op_for(q, task);
+        struct op *op = op_for(q, task);
+        struct jbuf *e = &op->events;
         char at[40];
 
         now_iso(at, sizeof(at));
-        json_array_append_new(json_object_get(op, "events"),
-                              json_pack("{s:s, s:s, s:o?, s:s}", "kind", kind, "phase", phase,
-                                        "detail", detail, "at", at));
-        if (state != NULL)
-                json_object_set_new(op, "state", state);
+        if (e->len > 0)
+                jbuf_lit(e, ",");
+        jbuf_lit(e, "{\"kind\":");
+        jbuf_str(e, kind);
+        jbuf_lit(e, ",\"phase\":");
+        jbuf_str(e, phase);
+        if (detail.p != NULL) {
+                jbuf_lit(e, ",\"detail\":");
+                jbuf_raw(e, detail.p, detail.n);
+        }
+        jbuf_lit(e, ",\"at\":\"");
+        jbuf_raw(e, at, strlen(at));
+        jbuf_lit(e, "\"}");
+        replace(&op->state, text_dup(state));
         queue_flush(q);
 }
 
@@ -799,74 +927,97 @@ static int64_t retry_delay_ms(const struct config *cfg, int attempt)
         return d / 2 + (d > 1 ? random() % (d / 2 + 1) : 0);
 }
 
-void queue_finish(struct queue *q, const struct task *task, const char *status, json_t *result,
-                  const char *error, json_t *state)
+void queue_finish(struct queue *q, const struct task *task, const char *status, struct jtext result,
+                  const char *error, struct jtext state)
 {
-        json_t *op = op_for(q, task);
+        struct op *op = op_for(q, task);
 
-        json_object_set_new(op, "status", json_string(status));
-        if (result != NULL)
-                json_object_set_new(op, "result", result);
-        if (error != NULL)
-                json_object_set_new(op, "error", util_json_text(error));
-        if (state != NULL)
-                json_object_set_new(op, "state", state);
+        if (strlen(status) >= sizeof(op->status))
+                fatalx("%s: unknown status \"%s\"", __func__, status);
+        q->pending_outcomes -= op_has_outcome(op);
+        strcpy(op->status, status);
+        q->pending_outcomes += op_has_outcome(op);
+        replace(&op->result, text_dup(result));
+        replace(&op->error, error != NULL ? util_strdup(error) : NULL);
+        replace(&op->state, text_dup(state));
         if (strcmp(status, "retry") == 0)
-                json_object_set_new(op, "delay_ms",
-                                    json_integer(retry_delay_ms(q->sv->cfg, task->attempt)));
+                op->delay_ms = retry_delay_ms(q->sv->cfg, task->attempt);
         /* A task waiting for a paused agent comes back when its cool-down has passed. */
         if (strcmp(status, "defer") == 0)
-                json_object_set_new(op, "delay_ms", json_integer(q->sv->cfg->breaker_cooldown_ms));
+                op->delay_ms = q->sv->cfg->breaker_cooldown_ms;
         queue_flush(q);
 }
 
-/*
- * Puts a batch that did not reach the database back in front of what came
- * since: for a task in both, the newer op's fields win and the events of
- * the older come first.
- */
-static void merge_back(struct queue *q, json_t *batch)
+/* Folds newer (freed) into op: newer's fields win, op's events come first. */
+static void op_merge(struct op *op, struct op *newer)
 {
-        json_t *merged = json_object(), *op, *newer;
-        const char *key;
-        size_t i;
-        char k[48];
-
-        json_array_foreach (batch, i, op) {
-                snprintf(k, sizeof(k), "%lld/%lld",
-                         (long long)json_integer_value(json_object_get(op, "id")),
-                         (long long)json_integer_value(json_object_get(op, "attempt")));
-                newer = json_object_get(q->pending, k);
-                if (newer != NULL) {
-                        json_array_extend(json_object_get(op, "events"),
-                                          json_object_get(newer, "events"));
-                        json_object_del(newer, "events");
-                        /* A bare checkpoint does not undo an outcome already in op. */
-                        if (strcmp(json_string_value(json_object_get(newer, "status")),
-                                   "running") == 0)
-                                json_object_del(newer, "status");
-                        json_object_update(op, newer);
-                        json_object_del(q->pending, k);
-                }
-                json_object_set(merged, k, op);
+        if (newer->events.len > 0) {
+                if (op->events.len > 0)
+                        jbuf_lit(&op->events, ",");
+                jbuf_raw(&op->events, newer->events.p, newer->events.len);
         }
-        json_object_foreach (q->pending, key, op)
-                json_object_set(merged, key, op);
-        json_decref(q->pending);
-        q->pending = merged;
+        /* A bare checkpoint does not undo an outcome already in op. */
+        if (op_has_outcome(newer))
+                strcpy(op->status, newer->status);
+        replace(&op->state, newer->state);
+        replace(&op->result, newer->result);
+        replace(&op->error, newer->error);
+        newer->state = newer->result = newer->error = NULL;
+        if (newer->delay_ms >= 0)
+                op->delay_ms = newer->delay_ms;
+        op_free(newer);
+}
+
+/*
+ * Puts the batch in flight, which did not reach the database, back in
+ * front of what came since: for a task in both, the newer op's fields win
+ * and the events of the older come first.
+ */
+static void merge_back(struct queue *q)
+{
+        struct oplist later = {0};
+        struct op *op;
+
+        while ((op = q->pending.head) != NULL) {
+                pending_remove(q, op);
+                list_append(&later, op);
+        }
+        while ((op = q->inflight.head) != NULL) {
+                list_remove(&q->inflight, op);
+                pending_add(q, op);
+        }
+        while ((op = later.head) != NULL) {
+                struct op *older = pending_find(q, op->id, op->attempt);
+                list_remove(&later, op);
+                if (older == NULL) {
+                        pending_add(q, op);
+                        continue;
+                }
+                q->pending_outcomes -= op_has_outcome(older);
+                op_merge(older, op);
+                q->pending_outcomes += op_has_outcome(older);
+        }
+}
+
+static void inflight_free(struct queue *q)
+{
+        struct op *op;
+
+        while ((op = q->inflight.head) != NULL) {
+                list_remove(&q->inflight, op);
+                op_free(op);
+        }
 }
 
 static void write_cb(PGresult *res, void *arg)
 {
         struct queue *q = arg;
-        json_t *batch = q->inflight;
-        size_t applied = 0, sent = json_array_size(batch);
+        size_t applied = 0, sent = q->inflight.len;
 
-        q->inflight = NULL;
         q->write_inflight = false;
         q->nbusy_statements--;
         if (res == NULL) {
-                merge_back(q, batch); /* written again after reconnecting */
+                merge_back(q); /* written again after reconnecting */
         } else if (PQresultStatus(res) != PGRES_TUPLES_OK) {
                 /* Not retried: a statement that failed once fails again.  The tasks
                  * are not lost: their leases expire and the reaper requeues them. */
@@ -888,25 +1039,52 @@ static void write_cb(PGresult *res, void *arg)
                                   "running under this supervisor's lease",
                                   sent - applied, sent);
         }
-        json_decref(batch);
+        inflight_free(q);
         queue_flush(q);
         queue_kick(q);
         supervisor_maybe_finish(q->sv);
+}
+
+/* Appends op as an element of WRITE_SQL's jsonb_to_recordset($2). */
+static void op_write(struct jbuf *b, const struct op *op)
+{
+        jbuf_lit(b, "{\"id\":");
+        jbuf_int(b, op->id);
+        jbuf_lit(b, ",\"attempt\":");
+        jbuf_int(b, op->attempt);
+        jbuf_lit(b, ",\"status\":");
+        jbuf_str(b, op->status);
+        if (op->state != NULL) {
+                jbuf_lit(b, ",\"state\":");
+                jbuf_raw(b, op->state, strlen(op->state));
+        }
+        if (op->result != NULL) {
+                jbuf_lit(b, ",\"result\":");
+                jbuf_raw(b, op->result, strlen(op->result));
+        }
+        if (op->error != NULL) {
+                jbuf_lit(b, ",\"error\":");
+                jbuf_str(b, op->error);
+        }
+        if (op->delay_ms >= 0) {
+                jbuf_lit(b, ",\"delay_ms\":");
+                jbuf_int(b, op->delay_ms);
+        }
+        jbuf_lit(b, ",\"events\":[");
+        jbuf_raw(b, op->events.p, op->events.len);
+        jbuf_lit(b, "]}");
 }
 
 static void queue_flush(struct queue *q)
 {
         struct supervisor *sv = q->sv;
         const char *params[2];
-        json_t *batch, *op;
-        const char *key;
-        void *tmp;
-        char *text;
+        struct op *op;
 
-        if (q->write_inflight || json_object_size(q->pending) == 0 || !db_is_up(sv->db))
+        if (q->write_inflight || q->pending.len == 0 || !db_is_up(sv->db))
                 return;
         if (sv->cfg->pool_prefetch > 0 && sv->state == SUP_RUNNING && !q->flush_due &&
-            json_object_size(q->pending) < WRITE_BATCH_MIN) {
+            q->pending.len < WRITE_BATCH_MIN) {
                 struct timeval tv = {0, WRITE_DELAY_MS * 1000};
                 if (!evtimer_pending(q->flush_ev, NULL))
                         evtimer_add(q->flush_ev, &tv);
@@ -915,24 +1093,21 @@ static void queue_flush(struct queue *q)
         q->flush_due = false;
         evtimer_del(q->flush_ev);
         /* Oldest first, at most WRITE_BATCH_MAX: bounded statements, bounded memory. */
-        batch = json_array();
-        json_object_foreach_safe(q->pending, tmp, key, op)
-        {
-                if (json_array_size(batch) >= WRITE_BATCH_MAX)
-                        break;
-                json_array_append(batch, op);
-                json_object_del(q->pending, key);
+        jbuf_reset(&q->batch);
+        jbuf_lit(&q->batch, "[");
+        while (q->inflight.len < WRITE_BATCH_MAX && (op = q->pending.head) != NULL) {
+                pending_remove(q, op);
+                if (q->inflight.len > 0)
+                        jbuf_lit(&q->batch, ",");
+                op_write(&q->batch, op);
+                list_append(&q->inflight, op);
         }
-        text = json_dumps(batch, JSON_COMPACT);
-        if (text == NULL)
-                fatalx("%s: cannot encode a write batch", __func__);
+        jbuf_raw(&q->batch, "]", 2); /* with the NUL a parameter needs */
         params[0] = sv->id;
-        params[1] = text;
-        q->inflight = batch;
+        params[1] = q->batch.p;
         q->write_inflight = true;
         q->nbusy_statements++;
         db_query_prepared(sv->db, "chimera_write", WRITE_SQL, 2, params, write_cb, q);
-        free(text);
 }
 
 /* ---- heartbeat, leases, reaper ---- */
@@ -970,8 +1145,7 @@ static void heartbeat_send(struct queue *q)
         struct supervisor *sv = q->sv;
         char pid[16], size[16], lease[32];
         const char *params[9];
-        json_t *held, *op;
-        const char *key;
+        json_t *held;
         char *held_text;
         size_t i;
 
@@ -980,10 +1154,10 @@ static void heartbeat_send(struct queue *q)
         held = json_array();
         pool_held_ids(&sv->pool, held);
         /* Tasks whose outcome is not written yet are still ours. */
-        json_object_foreach (q->pending, key, op)
-                json_array_append(held, json_object_get(op, "id"));
-        json_array_foreach (q->inflight, i, op)
-                json_array_append(held, json_object_get(op, "id"));
+        for (const struct op *op = q->pending.head; op != NULL; op = op->next)
+                json_array_append_new(held, json_integer((json_int_t)op->id));
+        for (const struct op *op = q->inflight.head; op != NULL; op = op->next)
+                json_array_append_new(held, json_integer((json_int_t)op->id));
         for (i = 0; i < q->ready_len; i++)
                 json_array_append_new(
                     held, json_integer(q->ready[(q->ready_head + i) % q->ready_cap].task->id));
@@ -1033,7 +1207,7 @@ void queue_deregister(struct queue *q)
 
 bool queue_quiet(const struct queue *q)
 {
-        return q->nbusy_statements == 0 && json_object_size(q->pending) == 0 && q->ready_len == 0;
+        return q->nbusy_statements == 0 && q->pending.len == 0 && q->ready_len == 0;
 }
 
 /* ---- counts for status ---- */

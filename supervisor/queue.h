@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "chimerad.h"
+#include "jbuf.h"
 
 struct queue;
 
@@ -34,24 +35,26 @@ void queue_kick(struct queue *q);
 
 /*
  * Records a phase event for task (borrowed): kind "phase_started" or
- * "phase_finished", detail (stolen, may be NULL).  With state non-NULL
- * (stolen) the checkpoint is stored too.
+ * "phase_finished", detail the event's detail object (none: JTEXT_NONE).
+ * With state given the checkpoint is stored too.  Texts are borrowed,
+ * copied as they are into what is written: they must be valid JSON (a
+ * frame_decode_report() value or a dump).
  */
 void queue_phase(struct queue *q, const struct task *task, const char *kind, const char *phase,
-                 json_t *detail, json_t *state);
+                 struct jtext detail, struct jtext state);
 
 /*
  * Records the outcome of task's attempt (task borrowed).  status is
- * "succeeded" (result stolen, may be NULL), "failed" (final; error says why),
- * "retry" (transient: queued again after a back-off, or dead when attempts
- * are used up), "requeue" (shutdown: queued again at once, the attempt not
- * charged), "defer" (an agent it needs is paused by its circuit breaker:
- * queued again after the cool-down, not charged) or "cancelled" (an
- * operator cancelled it: final, never retried).  state (stolen, may be
- * NULL) is the last checkpoint.
+ * "succeeded" (result, may be none, is its JSON), "failed" (final; error
+ * says why), "retry" (transient: queued again after a back-off, or dead when
+ * attempts are used up), "requeue" (shutdown: queued again at once, the
+ * attempt not charged), "defer" (an agent it needs is paused by its circuit
+ * breaker: queued again after the cool-down, not charged) or "cancelled"
+ * (an operator cancelled it: final, never retried).  state, may be none, is
+ * the last checkpoint.  Texts as for queue_phase().
  */
-void queue_finish(struct queue *q, const struct task *task, const char *status, json_t *result,
-                  const char *error, json_t *state);
+void queue_finish(struct queue *q, const struct task *task, const char *status, struct jtext result,
+                  const char *error, struct jtext state);
 
 /*
  * Gives back the tasks claimed ahead of free workers (pool.prefetch) that
