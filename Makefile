@@ -53,7 +53,7 @@ ALL_CPPFLAGS = -D_GNU_SOURCE -Icommon -Isupervisor -Iworker -I$(BUILD) \
 ALL_CFLAGS   = -std=c11 $(WARNFLAGS) $(SANFLAGS) $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS  = $(SANFLAGS) $(LDFLAGS)
 
-COMMON_SRCS = common/log.c common/util.c common/frame.c common/config.c common/jbuf.c \
+COMMON_SRCS = common/log.c common/util.c common/frame.c common/config.c common/jbuf.c common/jscan.c \
               common/workflow.c
 SQL_SRCS    = $(sort $(wildcard sql/*.sql))
 SUPERVISOR_SRCS = supervisor/chimerad.c supervisor/pool.c supervisor/db.c \
@@ -239,7 +239,7 @@ FUZZ_ALL_CFLAGS = -std=c11 $(WARNFLAGS) $(FUZZ_SANFLAGS) -fsanitize=fuzzer-no-li
 FUZZ_LIBS      = $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null || echo -ljansson)
 
 FUZZ_BASE              = common/util.c common/log.c
-FUZZ_SRCS_frame        = fuzz/fuzz_frame.c common/frame.c common/workflow.c worker/agent_proto.c \
+FUZZ_SRCS_frame        = fuzz/fuzz_frame.c common/frame.c common/jscan.c common/jbuf.c common/workflow.c worker/agent_proto.c \
                          $(FUZZ_BASE)
 FUZZ_SRCS_config       = fuzz/fuzz_config.c common/config.c common/workflow.c $(FUZZ_BASE)
 FUZZ_SRCS_agent_output = fuzz/fuzz_agent_output.c worker/agent_proto.c $(FUZZ_BASE)

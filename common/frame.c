@@ -1,8 +1,9 @@
 /*
- * frame.c - encoding and the one decode point of the supervisor<->worker
+ * frame.c - encoding and the decode points of the supervisor<->worker
  * socketpair protocol (see frame.h for the frame types and fields).
  *
- * frame_decode() checks everything a receiver relies on before it acts:
+ * frame_decode() (a jansson tree) and frame_decode_report() (spans, for
+ * chimerad) check everything a receiver relies on before it acts:
  * the body is one JSON object, "type" is known, and each field the type
  * requires is present with the right JSON type.  The receiver can then read
  * fields without re-checking them.  Whether a frame makes sense in the
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "frame.h"
+#include "jscan.h"
 #include "util.h"
 
 static const char *const type_names[] = {
@@ -435,4 +437,223 @@ int frame_write_fd(int fd, json_t *msg, size_t max, char *err, size_t errsz)
         }
         free(buf);
         return 0;
+}
+
+/* ---- frames from a worker, decoded in place ---- */
+
+/* The fields of a worker's frames that chimerad reads. */
+enum rfield {
+        RF_TYPE,
+        RF_ID,
+        RF_ATTEMPT,
+        RF_PID,
+        RF_PGID,
+        RF_PHASE,
+        RF_EVENT,
+        RF_STATUS,
+        RF_OUTCOME,
+        RF_NEXT,
+        RF_DURATION,
+        RF_ERROR,
+        RF_STDERR,
+        RF_AGENT,
+        RF_FAULT,
+        RF_STARTED,
+        RF_STATE,
+        RF_RESULT,
+        RF_USAGE,
+        RF_END,
+        RF_COUNT
+};
+
+static const char *const rfield_names[RF_COUNT] = {
+    [RF_TYPE] = "type",
+    [RF_ID] = "id",
+    [RF_ATTEMPT] = "attempt",
+    [RF_PID] = "pid",
+    [RF_PGID] = "pgid",
+    [RF_PHASE] = "phase",
+    [RF_EVENT] = "event",
+    [RF_STATUS] = "status",
+    [RF_OUTCOME] = "outcome",
+    [RF_NEXT] = "next",
+    [RF_DURATION] = "duration_ms",
+    [RF_ERROR] = "error",
+    [RF_STDERR] = "stderr",
+    [RF_AGENT] = "agent",
+    [RF_FAULT] = "fault",
+    [RF_STARTED] = "started",
+    [RF_STATE] = "state",
+    [RF_RESULT] = "result",
+    [RF_USAGE] = "usage",
+    [RF_END] = "end",
+};
+
+struct rscan {
+        struct jtext v[RF_COUNT];
+        json_type t[RF_COUNT];
+};
+
+static int report_member(void *arg, const char *key, struct jtext value, json_type type, char *err,
+                         size_t errsz)
+{
+        struct rscan *rs = arg;
+
+        if (key == NULL)
+                return 0;
+        for (int i = 0; i < RF_COUNT; i++) {
+                if (rfield_names[i][0] != key[0] || strcmp(rfield_names[i], key) != 0)
+                        continue;
+                if (rs->v[i].p != NULL) {
+                        snprintf(err, errsz, "frame is not JSON: duplicate object key \"%s\"", key);
+                        return -1;
+                }
+                rs->v[i] = value;
+                rs->t[i] = type;
+                return 0;
+        }
+        return 0;
+}
+
+struct report_rule {
+        enum rfield field;
+        unsigned types;
+};
+
+#define T_BOOL (T(JSON_TRUE) | T(JSON_FALSE))
+
+static const struct report_rule report_progress_rules[] = {
+    {RF_ID, T_INT}, {RF_ATTEMPT, T_INT}, {RF_PHASE, T_STR}, {RF_EVENT, T_STR}, {RF_COUNT, 0}};
+static const struct report_rule report_spawned_rules[] = {{RF_PGID, T_INT}, {RF_COUNT, 0}};
+static const struct report_rule report_finished_rules[] = {
+    {RF_OUTCOME, T_STR}, {RF_STATE, T_OBJ}, {RF_COUNT, 0}};
+static const struct report_rule report_result_rules[] = {
+    {RF_ID, T_INT}, {RF_ATTEMPT, T_INT}, {RF_STATUS, T_STR}, {RF_COUNT, 0}};
+static const struct report_rule report_heartbeat_rules[] = {{RF_PID, T_INT}, {RF_COUNT, 0}};
+
+static int report_check(const struct rscan *rs, enum frame_type type,
+                        const struct report_rule *rules, char *err, size_t errsz)
+{
+        for (const struct report_rule *r = rules; r->field != RF_COUNT; r++) {
+                if (rs->v[r->field].p == NULL) {
+                        snprintf(err, errsz, "%s frame without \"%s\"", type_names[type],
+                                 rfield_names[r->field]);
+                        return -1;
+                }
+                if (!(r->types & T(rs->t[r->field]))) {
+                        snprintf(err, errsz, "%s frame: \"%s\" has the wrong type",
+                                 type_names[type], rfield_names[r->field]);
+                        return -1;
+                }
+        }
+        return 0;
+}
+
+/* v if it has one of the types, else none. */
+static struct jtext typed(const struct rscan *rs, enum rfield f, unsigned types)
+{
+        return rs->v[f].p != NULL && (types & T(rs->t[f])) ? rs->v[f] : JTEXT_NONE;
+}
+
+static int report_progress(const struct rscan *rs, struct report *out, char *err, size_t errsz)
+{
+        char event[40];
+
+        if (report_check(rs, FRAME_PROGRESS, report_progress_rules, err, errsz) < 0)
+                return -1;
+        out->id = jtext_int(rs->v[RF_ID]);
+        out->attempt = jtext_int(rs->v[RF_ATTEMPT]);
+        out->phase = rs->v[RF_PHASE];
+        if (jtext_streq(rs->v[RF_EVENT], "started")) {
+                out->event = REPORT_STARTED;
+                return 0;
+        }
+        if (jtext_streq(rs->v[RF_EVENT], "spawned")) {
+                out->event = REPORT_SPAWNED;
+                if (report_check(rs, FRAME_PROGRESS, report_spawned_rules, err, errsz) < 0)
+                        return -1;
+                out->pgid = jtext_int(rs->v[RF_PGID]);
+                if (out->pgid > 1 && out->pgid <= INT_MAX)
+                        return 0;
+                snprintf(err, errsz, "progress frame: \"pgid\" %lld is not a process group",
+                         (long long)out->pgid);
+                return -1;
+        }
+        if (jtext_streq(rs->v[RF_EVENT], "finished")) {
+                out->event = REPORT_FINISHED;
+                if (report_check(rs, FRAME_PROGRESS, report_finished_rules, err, errsz) < 0)
+                        return -1;
+                out->outcome = rs->v[RF_OUTCOME];
+                out->next = rs->v[RF_NEXT];
+                out->duration_ms = rs->v[RF_DURATION];
+                out->detail_error = rs->v[RF_ERROR];
+                out->stderr_tail = rs->v[RF_STDERR];
+                out->agent = typed(rs, RF_AGENT, T_STR);
+                out->fault = rs->v[RF_FAULT].p != NULL && rs->t[RF_FAULT] == JSON_TRUE;
+                out->started = rs->v[RF_STARTED].p != NULL && rs->t[RF_STARTED] == JSON_TRUE;
+                out->state = rs->v[RF_STATE];
+                out->usage = typed(rs, RF_USAGE, T_OBJ);
+                out->end = typed(rs, RF_END, T_OBJ);
+                return 0;
+        }
+        jtext_string(rs->v[RF_EVENT], event, sizeof(event));
+        snprintf(err, errsz, "progress frame with unknown event \"%s\"", event);
+        return -1;
+}
+
+int frame_decode_report(const char *body, size_t len, struct report *out, char *err, size_t errsz)
+{
+        struct rscan rs;
+        char name[40];
+        enum frame_type t;
+        int rc = -1;
+
+        memset(&rs, 0, sizeof(rs));
+        memset(out, 0, sizeof(*out));
+        if (jscan_object(body, len, report_member, &rs, err, errsz) < 0) {
+                if (strncmp(err, "not ", 4) == 0) {
+                        char why[256];
+                        snprintf(why, sizeof(why), "%s", err);
+                        snprintf(err, errsz, "frame is %s", why);
+                }
+                goto out;
+        }
+        if (rs.v[RF_TYPE].p == NULL || rs.t[RF_TYPE] != JSON_STRING) {
+                snprintf(err, errsz, "frame without a \"type\" string");
+                goto out;
+        }
+        jtext_string(rs.v[RF_TYPE], name, sizeof(name));
+        if (rs.v[RF_TYPE].n > sizeof(name) || lookup_type(name, &t) < 0) {
+                snprintf(err, errsz, "unknown frame type \"%s\"", name);
+                goto out;
+        }
+        out->type = t;
+        switch (t) {
+        case FRAME_HEARTBEAT:
+                if (report_check(&rs, t, report_heartbeat_rules, err, errsz) < 0)
+                        goto out;
+                out->pid = jtext_int(rs.v[RF_PID]);
+                break;
+        case FRAME_PROGRESS:
+                if (report_progress(&rs, out, err, errsz) < 0)
+                        goto out;
+                break;
+        case FRAME_RESULT:
+                if (report_check(&rs, t, report_result_rules, err, errsz) < 0)
+                        goto out;
+                out->id = jtext_int(rs.v[RF_ID]);
+                out->attempt = jtext_int(rs.v[RF_ATTEMPT]);
+                out->status = rs.v[RF_STATUS];
+                out->result = rs.v[RF_RESULT];
+                out->error = typed(&rs, RF_ERROR, T_STR);
+                out->state = typed(&rs, RF_STATE, T_OBJ);
+                break;
+        default:
+                break; /* a supervisor's frame: the receiver refuses it */
+        }
+        rc = 0;
+out:
+        if (rc < 0 && errsz > 0)
+                util_utf8_sanitize(err);
+        return rc;
 }

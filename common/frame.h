@@ -2,10 +2,14 @@
  * frame.h - the socketpair protocol between chimerad and its workers.
  *
  * A frame is a 4-byte big-endian length followed by that many bytes of one
- * JSON object whose "type" names the frame.  frame_decode() is the single
- * place where a frame body becomes a typed, validated message: nothing acts
- * on a frame that did not pass through it.  Sizes are bounded by the
- * configured maximum (pool.max_frame_size) on both sides.
+ * JSON object whose "type" names the frame.  Each side has one place where
+ * a frame body becomes a typed, validated message, and nothing acts on a
+ * frame that did not pass through it: frame_decode() in the worker (a
+ * jansson tree, which its workflow runs on), frame_decode_report() in
+ * chimerad (spans of the body, which it passes on to PostgreSQL as text;
+ * it checks exactly what frame_decode() checks, held to it by the fuzz
+ * target fuzz/fuzz_frame.c).  Sizes are bounded by the configured maximum
+ * (pool.max_frame_size) on both sides.
  *
  *   supervisor -> worker   task      {"type":"task","id","attempt","workflow",
  *                                     "trace_id","payload","state","definition",
@@ -31,7 +35,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdbool.h>
 #include <jansson.h>
+
+#include "jbuf.h"
 
 #define FRAME_HEADER_SIZE      4
 #define FRAME_DEFAULT_MAX_SIZE (16u * 1024 * 1024)
@@ -95,6 +102,46 @@ char *frame_encode(json_t *msg, size_t max, size_t *outlen, char *err, size_t er
  * ("payload is nested deeper than 1000 levels").
  */
 int frame_check_json(const char *text, size_t len, const char *what, char *err, size_t errsz)
+    __attribute__((warn_unused_result));
+
+/*
+ * A frame from a worker, as frame_decode_report() finds it: the values are
+ * spans of the body (borrowed: valid while the body is), JTEXT_NONE when
+ * absent.  For type FRAME_TASK or FRAME_SHUTDOWN (frames a worker never
+ * sends) only the type is set.
+ */
+enum report_event {
+        REPORT_STARTED = 1,
+        REPORT_SPAWNED,
+        REPORT_FINISHED,
+};
+
+struct report {
+        enum frame_type type;
+        int64_t id, attempt; /* progress, result */
+        int64_t pid;         /* heartbeat */
+        enum report_event event;
+        int64_t pgid;        /* spawned: 2 to INT_MAX */
+        bool started, fault; /* finished: "started": true, "fault": true */
+        struct jtext phase;  /* progress: a string */
+        struct jtext status; /* result: "succeeded", "failed", "retry" or "defer" */
+        /* finished: the event's detail ("outcome" a string, the others any JSON) */
+        struct jtext outcome, next, duration_ms, detail_error, stderr_tail;
+        struct jtext agent;      /* finished: a string, or none */
+        struct jtext state;      /* finished: an object; result: an object or none */
+        struct jtext result;     /* result: any JSON, or none */
+        struct jtext error;      /* result: a string, or none */
+        struct jtext usage, end; /* finished: objects, or none */
+};
+
+/*
+ * The one decode point of the frames a worker sends (heartbeat, progress,
+ * result), for chimerad: checks the body (jscan.h: JSON as jansson takes
+ * it, no repeated key among those read) and each field the type requires,
+ * as frame_decode() does, and fills *out with spans instead of a tree.
+ * Returns 0, or -1 with a reason in err, valid UTF-8 whatever the body held.
+ */
+int frame_decode_report(const char *body, size_t len, struct report *out, char *err, size_t errsz)
     __attribute__((warn_unused_result));
 
 /* Releases out->msg; safe on a cleared frame. */

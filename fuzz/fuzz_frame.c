@@ -9,14 +9,19 @@
  * (workflow_parse() of its definition, workflow_check_payload(), each
  * agent's limits through agent_limits_parse()), and any decoded frame
  * must encode and decode again to the same type.  Refusals must be valid
- * UTF-8: they end up in log lines and last_error.
+ * UTF-8: they end up in log lines and last_error.  frame_decode_report(),
+ * chimerad's decoder of the frames a worker sends, is held to jansson's
+ * verdict and values (check_report).
  */
 #include <limits.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agent_proto.h"
 #include "frame.h"
 #include "fuzz.h"
+#include "jscan.h"
 #include "workflow.h"
 
 #define FUZZ_MAX_FRAME (1u << 20)
@@ -119,6 +124,75 @@ static void check_round_trip(const struct frame *f)
         free(buf);
 }
 
+/* Whether the JSON string span holds what s holds. */
+static bool same_string(struct jtext t, const char *s)
+{
+        char *d = jtext_strdup(t);
+        bool same = strcmp(d, s) == 0;
+
+        free(d);
+        return same;
+}
+
+/* Whether the span parses to v. */
+static bool same_json(struct jtext t, json_t *v)
+{
+        json_t *w = json_loadb(t.p, t.n, JSON_DECODE_ANY, NULL);
+        bool same = w != NULL && json_equal(w, v);
+
+        json_decref(w);
+        return same;
+}
+
+/*
+ * chimerad's decoder against frame_decode(): what jansson takes, the report
+ * decoder takes with the same fields; what the report decoder takes, jansson
+ * takes (repeated keys aside, which jscan leaves to its callers).
+ */
+static void check_report(const unsigned char *data, size_t size, const struct frame *f)
+{
+        struct report r;
+        char err[256];
+        int rc = frame_decode_report((const char *)data, size, &r, err, sizeof(err));
+        json_t *v;
+
+        if (rc < 0) {
+                /* jansson's reader skips NUL bytes (its buffer's end marker); JSON has none. */
+                FUZZ_CHECK(f == NULL || memchr(data, '\0', size) != NULL,
+                           "frame_decode took it, frame_decode_report: %s", err);
+                FUZZ_CHECK(fuzz_is_json_text(err), "refusal is not UTF-8: %s", err);
+                return;
+        }
+        v = json_loadb((const char *)data, size, 0, NULL);
+        FUZZ_CHECK(v != NULL && json_is_object(v), "frame_decode_report took what jansson refuses");
+        json_decref(v);
+        if (f == NULL || memchr(data, '\0', size) != NULL)
+                return;
+        FUZZ_CHECK(r.type == f->type, "type %d, jansson %d", r.type, f->type);
+        if (f->type == FRAME_PROGRESS || f->type == FRAME_RESULT) {
+                FUZZ_CHECK(r.id == json_integer_value(json_object_get(f->msg, "id")), "id");
+                FUZZ_CHECK(r.attempt == json_integer_value(json_object_get(f->msg, "attempt")),
+                           "attempt");
+        }
+        if (f->type == FRAME_HEARTBEAT)
+                FUZZ_CHECK(r.pid == json_integer_value(json_object_get(f->msg, "pid")), "pid");
+        if (f->type == FRAME_PROGRESS) {
+                FUZZ_CHECK(
+                    same_string(r.phase, json_string_value(json_object_get(f->msg, "phase"))),
+                    "phase");
+                if (r.event == REPORT_FINISHED)
+                        FUZZ_CHECK(same_json(r.state, json_object_get(f->msg, "state")), "state");
+        }
+        if (f->type == FRAME_RESULT) {
+                FUZZ_CHECK(
+                    same_string(r.status, json_string_value(json_object_get(f->msg, "status"))),
+                    "status");
+                if (json_object_get(f->msg, "result") != NULL)
+                        FUZZ_CHECK(same_json(r.result, json_object_get(f->msg, "result")),
+                                   "result");
+        }
+}
+
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
         struct frame f;
@@ -133,8 +207,10 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         if (frame_decode((const char *)data, size, &f, err, sizeof(err)) < 0) {
                 FUZZ_CHECK(f.msg == NULL, "a refused frame keeps its message");
                 FUZZ_CHECK(fuzz_is_json_text(err), "refusal is not UTF-8: %s", err);
+                check_report(data, size, NULL);
                 return 0;
         }
+        check_report(data, size, &f);
         FUZZ_CHECK(json_is_object(f.msg), "not an object");
         FUZZ_CHECK(strcmp(frame_type_name(f.type), "unknown") != 0, "type %d", f.type);
         switch (f.type) {

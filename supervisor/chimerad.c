@@ -34,6 +34,7 @@
 #include "control.h"
 #include "db.h"
 #include "http.h"
+#include "jscan.h"
 #include "notify.h"
 #include "log.h"
 #include "migrate.h"
@@ -82,26 +83,24 @@ const char *const STATS_CAUSES[STATS_NCAUSES] = {
 };
 
 /* A non-negative integer member of obj, else 0: workers' numbers are not trusted. */
-static uint64_t stats_member(json_t *obj, const char *key)
+static uint64_t stats_member(struct jtext obj, const char *key)
 {
-        json_t *v = json_object_get(obj, key);
+        json_type type;
+        struct jtext v = jscan_get(obj, key, &type);
+        int64_t n = v.p != NULL && type == JSON_INTEGER ? jtext_int(v) : 0;
 
-        return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v)
-                                                               : 0;
+        return n > 0 ? (uint64_t)n : 0;
 }
 
-void stats_observe_agent(struct sup_stats *st, json_t *msg, json_t *detail)
+void stats_observe_agent(struct sup_stats *st, struct jtext usage, struct jtext end)
 {
-        json_t *usage = json_object_get(msg, "usage"), *end = json_object_get(msg, "end");
-        const char *cause = json_string_value(json_object_get(end, "cause"));
+        struct jtext cause;
 
-        if (json_is_object(usage))
-                json_object_set(detail, "usage", usage);
-        if (!json_is_object(end))
+        if (end.p == NULL)
                 return;
-        json_object_set(detail, "end", end);
-        for (int i = 0; cause != NULL && i < STATS_NCAUSES; i++) {
-                if (strcmp(cause, STATS_CAUSES[i]) == 0)
+        cause = jscan_get(end, "cause", NULL);
+        for (int i = 0; i < STATS_NCAUSES; i++) {
+                if (jtext_streq(cause, STATS_CAUSES[i]))
                         st->agent_ends[i]++;
         }
         st->agent_cpu_user_ms += stats_member(usage, "cpu_user_ms");

@@ -83,7 +83,8 @@ struct pool {
         int crash_streak;    /* workers that died soon after start, in a row */
         unsigned generation; /* bumped by each reload; older workers are replaced */
         unsigned restarts;   /* respawns since start */
-        struct jbuf scratch; /* texts of the frame being handled */
+        struct jbuf frame;   /* body of the frame being handled */
+        struct jbuf scratch; /* texts made from it */
 };
 
 /* Counters reported by status. */
@@ -124,7 +125,7 @@ void stats_observe_duration(struct sup_stats *st, int64_t ms);
  * detail (borrowed, modified).  Built-ins, which have no "end", are not
  * counted.
  */
-void stats_observe_agent(struct sup_stats *st, json_t *msg, json_t *detail);
+void stats_observe_agent(struct sup_stats *st, struct jtext usage, struct jtext end);
 
 struct supervisor {
         struct event_base *base;

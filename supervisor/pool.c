@@ -35,6 +35,7 @@
 #include "cgroup.h"
 #include "chimerad.h"
 #include "frame.h"
+#include "jscan.h"
 #include "log.h"
 #include "queue.h"
 #include "util.h"
@@ -138,49 +139,74 @@ int pool_start(struct pool *pool, struct supervisor *sv)
 
 /* ---- frames from a worker ---- */
 
-static bool frame_is_for_task(struct worker *w, json_t *msg)
+static bool frame_is_for_task(const struct worker *w, const struct report *r)
 {
-        return w->task != NULL && json_integer_value(json_object_get(msg, "id")) == w->task->id &&
-               json_integer_value(json_object_get(msg, "attempt")) == w->task->attempt;
+        return w->task != NULL && r->id == w->task->id && r->attempt == w->task->attempt;
 }
 
-static void on_progress(struct worker *w, json_t *msg)
+/*
+ * The JSON string text decoded into buf when it fits, else into a new
+ * string: free the result when it is not buf.
+ */
+static char *report_string(struct jtext text, char *buf, size_t size)
 {
-        struct queue *q = w->pool->sv->queue;
-        const char *event = json_string_value(json_object_get(msg, "event"));
-        const char *phase = json_string_value(json_object_get(msg, "phase"));
-        json_t *detail;
-        size_t d_len;
+        return text.n < size ? jtext_string(text, buf, size) : jtext_strdup(text);
+}
 
-        if (strcmp(event, "spawned") == 0) {
-                w->task->agent_pgid = (pid_t)json_integer_value(json_object_get(msg, "pgid"));
+static void detail_member(struct jbuf *b, const char *key, struct jtext value)
+{
+        if (value.p == NULL)
+                return;
+        if (b->len > 1)
+                jbuf_lit(b, ",");
+        jbuf_lit(b, "\"");
+        jbuf_raw(b, key, strlen(key));
+        jbuf_lit(b, "\":");
+        jbuf_raw(b, value.p, value.n);
+}
+
+static void on_progress(struct worker *w, const struct report *r)
+{
+        struct supervisor *sv = w->pool->sv;
+        struct jbuf *detail = &w->pool->scratch;
+        char pbuf[256], abuf[256];
+        char *phase, *agent;
+
+        if (r->event == REPORT_SPAWNED) {
+                w->task->agent_pgid = (pid_t)r->pgid;
                 return;
         }
-        if (strcmp(event, "started") == 0 || json_is_true(json_object_get(msg, "started"))) {
+        phase = report_string(r->phase, pbuf, sizeof(pbuf));
+        if (r->event == REPORT_STARTED || r->started) {
                 /* A "finished" frame with "started": an instant agent, both at once. */
                 w->task->agent_pgid = 0;
                 free(w->task->phase);
                 w->task->phase = util_strdup(phase);
-                queue_phase(q, w->task, "phase_started", phase, JTEXT_NONE, JTEXT_NONE);
-                if (strcmp(event, "started") == 0)
-                        return;
+                queue_phase(sv->queue, w->task, "phase_started", phase, JTEXT_NONE, JTEXT_NONE);
         }
-        if (json_is_string(json_object_get(msg, "agent")))
-                breakers_record(w->pool->sv->breakers, w->pool->sv->cfg,
-                                json_string_value(json_object_get(msg, "agent")),
-                                json_is_true(json_object_get(msg, "fault")));
-        detail = json_pack("{s:O*, s:O*, s:O*, s:O*, s:O*}", "outcome",
-                           json_object_get(msg, "outcome"), "next", json_object_get(msg, "next"),
-                           "duration_ms", json_object_get(msg, "duration_ms"), "error",
-                           json_object_get(msg, "error"), "stderr", json_object_get(msg, "stderr"));
-        stats_observe_agent(&w->pool->sv->stats, msg, detail);
-        jbuf_reset(&w->pool->scratch);
-        jbuf_json(&w->pool->scratch, detail);
-        d_len = w->pool->scratch.len;
-        jbuf_json(&w->pool->scratch, json_object_get(msg, "state"));
-        queue_phase(q, w->task, "phase_finished", phase, (struct jtext){w->pool->scratch.p, d_len},
-                    (struct jtext){w->pool->scratch.p + d_len, w->pool->scratch.len - d_len});
-        json_decref(detail);
+        if (r->event == REPORT_FINISHED) {
+                if (r->agent.p != NULL) {
+                        agent = report_string(r->agent, abuf, sizeof(abuf));
+                        breakers_record(sv->breakers, sv->cfg, agent, r->fault);
+                        if (agent != abuf)
+                                free(agent);
+                }
+                stats_observe_agent(&sv->stats, r->usage, r->end);
+                jbuf_reset(detail);
+                jbuf_lit(detail, "{");
+                detail_member(detail, "outcome", r->outcome);
+                detail_member(detail, "next", r->next);
+                detail_member(detail, "duration_ms", r->duration_ms);
+                detail_member(detail, "error", r->detail_error);
+                detail_member(detail, "stderr", r->stderr_tail);
+                detail_member(detail, "usage", r->usage);
+                detail_member(detail, "end", r->end);
+                jbuf_lit(detail, "}");
+                queue_phase(sv->queue, w->task, "phase_finished", phase,
+                            (struct jtext){detail->p, detail->len}, r->state);
+        }
+        if (phase != pbuf)
+                free(phase);
 }
 
 /* What a task's log lines carry; borrowed from w and t. */
@@ -196,17 +222,17 @@ static struct log_task task_log(const struct worker *w, const struct task *t, in
         return lt;
 }
 
-static void on_result(struct worker *w, json_t *msg)
+static void on_result(struct worker *w, const struct report *r)
 {
         struct supervisor *sv = w->pool->sv;
         struct task *t = w->task;
-        const char *status = json_string_value(json_object_get(msg, "status"));
-        const char *error = json_string_value(json_object_get(msg, "error"));
+        char status[16], ebuf[512];
+        char *error = r->error.p != NULL ? report_string(r->error, ebuf, sizeof(ebuf)) : NULL;
         int64_t ms = util_now_ms() - t->started_ms;
-        json_t *state;
-        size_t r_len;
 
         struct log_task lt = task_log(w, t, ms);
+
+        jtext_string(r->status, status, sizeof(status));
 
         if (strcmp(status, "succeeded") == 0) {
                 /* At debug: a line per task costs more than the task at full speed,
@@ -226,18 +252,9 @@ static void on_result(struct worker *w, json_t *msg)
         }
         stats_observe_duration(&sv->stats, ms);
         /* No state: the "finished" frame just before carried this same checkpoint. */
-        state = json_object_get(msg, "state");
-        jbuf_reset(&w->pool->scratch);
-        if (json_object_get(msg, "result") != NULL)
-                jbuf_json(&w->pool->scratch, json_object_get(msg, "result"));
-        r_len = w->pool->scratch.len;
-        if (json_is_object(state))
-                jbuf_json(&w->pool->scratch, state);
-        queue_finish(sv->queue, t, status,
-                     r_len > 0 ? (struct jtext){w->pool->scratch.p, r_len} : JTEXT_NONE, error,
-                     json_is_object(state)
-                         ? (struct jtext){w->pool->scratch.p + r_len, w->pool->scratch.len - r_len}
-                         : JTEXT_NONE);
+        queue_finish(sv->queue, t, status, r->result, error, r->state);
+        if (error != ebuf)
+                free(error);
         task_free(t);
         w->task = NULL;
         evtimer_del(w->timeout_ev);
@@ -296,16 +313,16 @@ static bool worker_should_recycle(struct worker *w)
         return false;
 }
 
-static bool result_status_valid(const char *s)
+static bool result_status_valid(struct jtext s)
 {
-        return strcmp(s, "succeeded") == 0 || strcmp(s, "failed") == 0 || strcmp(s, "retry") == 0 ||
-               strcmp(s, "defer") == 0;
+        return jtext_streq(s, "succeeded") || jtext_streq(s, "failed") || jtext_streq(s, "retry") ||
+               jtext_streq(s, "defer");
 }
 
 /* Acts on one decoded frame.  Returns -1 with reason when the worker must go. */
-static int handle_frame(struct worker *w, struct frame *f, char *why, size_t whysz)
+static int handle_frame(struct worker *w, const struct report *r, char *why, size_t whysz)
 {
-        switch (f->type) {
+        switch (r->type) {
         case FRAME_HEARTBEAT:
                 if (w->state == W_STARTING) {
                         set_state(w, W_IDLE);
@@ -314,23 +331,23 @@ static int handle_frame(struct worker *w, struct frame *f, char *why, size_t why
                 }
                 return 0;
         case FRAME_PROGRESS:
-                if (w->state != W_BUSY || !frame_is_for_task(w, f->msg))
+                if (w->state != W_BUSY || !frame_is_for_task(w, r))
                         break;
-                on_progress(w, f->msg);
+                on_progress(w, r);
                 return 0;
         case FRAME_RESULT:
-                if (w->state != W_BUSY || !frame_is_for_task(w, f->msg))
+                if (w->state != W_BUSY || !frame_is_for_task(w, r))
                         break;
-                if (!result_status_valid(json_string_value(json_object_get(f->msg, "status")))) {
+                if (!result_status_valid(r->status)) {
                         snprintf(why, whysz, "sent a result with an unknown status");
                         return -1;
                 }
-                on_result(w, f->msg);
+                on_result(w, r);
                 return 0;
         default:
                 break;
         }
-        snprintf(why, whysz, "sent a %s frame out of turn", frame_type_name(f->type));
+        snprintf(why, whysz, "sent a %s frame out of turn", frame_type_name(r->type));
         return -1;
 }
 
@@ -340,8 +357,8 @@ static void worker_frames(struct worker *w)
         struct evbuffer *in = w->in;
         size_t max = (size_t)w->pool->sv->cfg->pool_max_frame_size;
         unsigned char hdr[FRAME_HEADER_SIZE];
-        char why[256];
-        struct frame f;
+        char why[256], *body;
+        struct report r;
         size_t len;
 
         while (w->fd >= 0 && evbuffer_get_length(in) >= FRAME_HEADER_SIZE) {
@@ -352,19 +369,19 @@ static void worker_frames(struct worker *w)
                 }
                 if (evbuffer_get_length(in) < FRAME_HEADER_SIZE + len)
                         return;
-                const char *body =
-                    (const char *)evbuffer_pullup(in, (ssize_t)(FRAME_HEADER_SIZE + len));
-                int rc = frame_decode(body + FRAME_HEADER_SIZE, len, &f, why, sizeof(why));
-                evbuffer_drain(in, FRAME_HEADER_SIZE + len);
-                if (rc < 0) {
+                /* The body moves out of the buffer first: what handle_frame() does may
+                 * close it, and the report points into the body. */
+                evbuffer_drain(in, FRAME_HEADER_SIZE);
+                body = jbuf_reserve(&w->pool->frame, len);
+                if (evbuffer_remove(in, body, len) != (int)len)
+                        fatalx("%s: evbuffer_remove", __func__);
+                if (frame_decode_report(body, len, &r, why, sizeof(why)) < 0) {
                         char reason[300];
                         snprintf(reason, sizeof(reason), "sent a malformed frame (%s)", why);
                         worker_kill(w, reason);
                         return;
                 }
-                rc = handle_frame(w, &f, why, sizeof(why));
-                frame_clear(&f);
-                if (rc < 0) {
+                if (handle_frame(w, &r, why, sizeof(why)) < 0) {
                         worker_kill(w, why);
                         return;
                 }
@@ -822,6 +839,7 @@ void pool_free(struct pool *pool)
         free(pool->workers);
         pool->workers = NULL;
         jbuf_free(&pool->scratch);
+        jbuf_free(&pool->frame);
 }
 
 json_t *pool_status_json(const struct pool *pool)

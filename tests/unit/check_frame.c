@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "frame.h"
+#include "jscan.h"
 #include "suites.h"
 
 static int decode(const char *text, struct frame *f, char *err, size_t errsz)
@@ -246,6 +247,248 @@ START_TEST(rows_a_worker_could_not_decode_are_found)
 }
 END_TEST
 
+static int report(const char *text, struct report *r, char *err, size_t errsz)
+{
+        return frame_decode_report(text, strlen(text), r, err, errsz);
+}
+
+/* A span as a NUL-terminated string, for comparisons. */
+static const char *span(struct jtext t)
+{
+        static char buf[4][256];
+        static int next;
+        char *b = buf[next++ % 4];
+
+        snprintf(b, sizeof(buf[0]), "%.*s", t.p != NULL ? (int)t.n : 6,
+                 t.p != NULL ? t.p : "(none)");
+        return b;
+}
+
+/* chimerad's decoder: the fields as spans of the body, checked as frame_decode() checks them. */
+START_TEST(worker_frames_decode_in_place)
+{
+        const char *fin = " {\"type\":\"progress\",\"id\":12,\"attempt\":3,\"phase\":\"p\\u00e9\","
+                          "\"event\":\"finished\",\"outcome\":\"success\",\"next\":null,"
+                          "\"duration_ms\":7,\"error\":{\"x\":[1,2]},\"stderr\":\"e\","
+                          "\"agent\":\"a\",\"fault\":true,\"started\":true,\"unknown\":[{}],"
+                          "\"state\":{\"phase\":\"q\",\"results\":{}},\"usage\":{\"wall_ms\":5},"
+                          "\"end\":\"not an object\"} ";
+        struct report r;
+        char err[256], buf[64];
+
+        ck_assert_msg(report(fin, &r, err, sizeof(err)) == 0, "%s", err);
+        ck_assert_int_eq(r.type, FRAME_PROGRESS);
+        ck_assert_int_eq(r.event, REPORT_FINISHED);
+        ck_assert_int_eq(r.id, 12);
+        ck_assert_int_eq(r.attempt, 3);
+        ck_assert_str_eq(jtext_string(r.phase, buf, sizeof(buf)), "p\xc3\xa9");
+        ck_assert_str_eq(span(r.outcome), "\"success\"");
+        ck_assert_str_eq(span(r.next), "null");
+        ck_assert_str_eq(span(r.duration_ms), "7");
+        ck_assert_str_eq(span(r.detail_error), "{\"x\":[1,2]}");
+        ck_assert_str_eq(span(r.stderr_tail), "\"e\"");
+        ck_assert(jtext_streq(r.agent, "a"));
+        ck_assert(r.fault && r.started);
+        ck_assert_str_eq(span(r.state), "{\"phase\":\"q\",\"results\":{}}");
+        ck_assert_str_eq(span(r.usage), "{\"wall_ms\":5}");
+        ck_assert_ptr_null(r.end.p); /* not an object: left out */
+        ck_assert_int_eq(jtext_int(jscan_get(r.usage, "wall_ms", NULL)), 5);
+
+        ck_assert_int_eq(report("{\"type\":\"result\",\"id\":1,\"attempt\":2,\"status\":\"retry\","
+                                "\"error\":\"it \\\"broke\\\"\",\"state\":[],\"result\":null}",
+                                &r, err, sizeof(err)),
+                         0);
+        ck_assert_int_eq(r.type, FRAME_RESULT);
+        ck_assert(jtext_streq(r.status, "retry"));
+        ck_assert_str_eq(jtext_string(r.error, buf, sizeof(buf)), "it \"broke\"");
+        ck_assert_ptr_null(r.state.p); /* not an object */
+        ck_assert_str_eq(span(r.result), "null");
+
+        ck_assert_int_eq(report("{\"pid\":42,\"type\":\"heartbeat\"}", &r, err, sizeof(err)), 0);
+        ck_assert_int_eq(r.type, FRAME_HEARTBEAT);
+        ck_assert_int_eq(r.pid, 42);
+        ck_assert_int_eq(report("{\"type\":\"progress\",\"id\":1,\"attempt\":1,\"phase\":\"p\","
+                                "\"event\":\"spawned\",\"pgid\":99}",
+                                &r, err, sizeof(err)),
+                         0);
+        ck_assert_int_eq(r.event, REPORT_SPAWNED);
+        ck_assert_int_eq(r.pgid, 99);
+        /* A supervisor's frame decodes to its type; the receiver refuses it. */
+        ck_assert_int_eq(report("{\"type\":\"shutdown\"}", &r, err, sizeof(err)), 0);
+        ck_assert_int_eq(r.type, FRAME_SHUTDOWN);
+}
+END_TEST
+
+/* The bodies garbage_is_refused_with_a_reason and its kin refuse, refused here too. */
+START_TEST(worker_frames_refused_with_the_same_reasons)
+{
+        struct {
+                const char *text, *reason;
+        } bad[] = {
+            {"not json", "frame is not JSON"},
+            {"", "frame is not JSON"},
+            {"[1,2]", "frame is not a JSON object"},
+            {"{\"id\":1}", "without a \"type\""},
+            {"{\"type\":7}", "without a \"type\""},
+            {"{\"type\":\"launch\"}", "unknown frame type \"launch\""},
+            {"{\"type\":\"result\",\"id\":1,\"attempt\":1}", "without \"status\""},
+            {"{\"type\":\"result\",\"id\":\"1\",\"attempt\":1,\"status\":\"x\"}",
+             "\"id\" has the wrong type"},
+            {"{\"type\":\"result\",\"id\":1.5,\"attempt\":1,\"status\":\"x\"}",
+             "\"id\" has the wrong type"},
+            {"{\"type\":\"progress\",\"id\":1,\"attempt\":1,\"phase\":\"p\",\"event\":"
+             "\"finished\"}",
+             "without \"outcome\""},
+            {"{\"type\":\"progress\",\"id\":1,\"attempt\":1,\"phase\":\"p\",\"event\":"
+             "\"finished\",\"outcome\":\"x\",\"state\":[]}",
+             "\"state\" has the wrong type"},
+            {"{\"type\":\"progress\",\"id\":1,\"attempt\":1,\"phase\":\"p\",\"event\":\"x\"}",
+             "unknown event \"x\""},
+            {"{\"type\":\"progress\",\"id\":1,\"attempt\":1,\"phase\":\"p\",\"event\":"
+             "\"spawned\",\"pgid\":1}",
+             "is not a process group"},
+            {"{\"type\":\"heartbeat\",\"pid\":1,\"pid\":2}", "duplicate object key \"pid\""},
+            {"{\"type\":\"heartbeat\",\"pid\":1} x", "not JSON"},
+            {"{\"type\":\"heartbeat\",\"pid\":99999999999999999999}", "too big integer"},
+            {"{\"type\":\"heartbeat\",\"pid\":1,\"x\":1e999}", "real number overflow"},
+            {"{\"type\":\"heartbeat\",\"pid\":1,\"x\":\"\\u0000\"}", "\\u0000"},
+            {"{\"type\":\"heartbeat\",\"pid\":1,\"x\":\"\\ud800\"}", "surrogate"},
+            {"{\"type\":\"heartbeat\",\"pid\":1,\"x\":\"\\udc00\\ud800\"}", "surrogate"},
+            {"{\"type\":\"heartbeat\",\"pid\":1,\"x\":\"\xc3\"}", "UTF-8"},
+            {"{\"type\":\"heartbeat\",\"pid\":1,\"x\":\"\xed\xa0\x80\"}", "UTF-8"},
+            {"{\"type\":\"heartbeat\",\"pid\":1,\"x\":\"a\tb\"}", "control character"},
+            {"{\"type\":\"heartbeat\",\"pid\":01}", "not JSON"},
+            {"{\"type\":\"heartbeat\",\"pid\":1,\"x\":[1,]}", "not JSON"},
+            {"{\"type\":\"heartbeat\",\"pid\":1,\"x\":tru}", "not JSON"},
+            {"{\"type\":\"heartbeat\",\"pid\":1,\"x\":\"\\q\"}", "invalid escape"},
+            {"{\"type\":\"heartbeat\",\"pid\":1,\"x\":\"abc", "unterminated"},
+        };
+        struct report r;
+        char err[256];
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                err[0] = '\0';
+                ck_assert_msg(report(bad[i].text, &r, err, sizeof(err)) < 0, "accepted %s",
+                              bad[i].text);
+                ck_assert_msg(strstr(err, bad[i].reason) != NULL, "%s: got \"%s\"", bad[i].text,
+                              err);
+                ck_assert_msg(is_json_text(err), "%s: not UTF-8: %s", bad[i].text, err);
+        }
+}
+END_TEST
+
+/* Where jansson draws the line, jscan draws it too. */
+START_TEST(jscan_accepts_what_jansson_accepts)
+{
+        const char *texts[] = {
+            "{}",
+            " { \"a\" : [ 1 , -0 , 0.5e-3 , 1E+2 , true , false , null , \"\" ] } ",
+            "{\"n\":9223372036854775807,\"m\":-9223372036854775808}",
+            "{\"n\":9223372036854775808}",
+            "{\"n\":-9223372036854775809}",
+            "{\"r\":1.7976931348623157e308}",
+            "{\"r\":1.8e308}",
+            "{\"r\":1e-400}",
+            "{\"s\":\"\\ud83d\\ude00 \\u00e9 \\/ \\b\\f\\n\\r\\t\"}",
+            "{\"s\":\"\\uD83D\"}",
+            "{\"s\":\"\\ude00\"}",
+            "{\"s\":\"\xf0\x9f\x98\x80\"}",
+            "{\"s\":\"\xf4\x90\x80\x80\"}",
+            "{\"s\":\"\xc0\xaf\"}",
+            "{\"s\":\"\x7f\"}",
+            "{\"a\":1,}",
+            "{\"a\" 1}",
+            "{,}",
+            "{\"a\":.5}",
+            "{\"a\":5.}",
+            "{\"a\":-}",
+            "{\"a\":1e}",
+            "{\"a\":+1}",
+            "{\"a\":nul}",
+            "{\"a\":[}",
+            "{\"a\":1}}",
+            "{\"a\":\"\\u12\"}",
+            "{\"a\":\"\\u12g4\"}",
+            "{\"a\":1}\n\t\r ",
+        };
+
+        for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+                json_error_t e;
+                json_t *v = json_loadb(texts[i], strlen(texts[i]), 0, &e);
+                struct report r;
+                char err[256];
+                /* As an unknown member of a heartbeat, so that only the JSON decides. */
+                char body[512];
+                const char *t = texts[i];
+                int rc;
+
+                while (*t == ' ')
+                        t++;
+                snprintf(body, sizeof(body), "{\"type\":\"heartbeat\",\"pid\":1,\"x\":%s}", t);
+                rc = report(body, &r, err, sizeof(err));
+                if (v == NULL) {
+                        ck_assert_msg(rc < 0, "jansson refuses %s (%s), jscan took it", texts[i],
+                                      e.text);
+                } else {
+                        ck_assert_msg(rc == 0, "jansson takes %s, jscan: %s", texts[i], err);
+                }
+                json_decref(v);
+        }
+}
+END_TEST
+
+START_TEST(nesting_stops_where_janssons_does)
+{
+        /* jansson counts every value, the frame's own object and the innermost 1
+         * included: 2046 arrays reach its limit of 2048 exactly. */
+        char *ok = nested("[", "]", JSCAN_MAX_DEPTH - 2);
+        char *deep = nested("[", "]", JSCAN_MAX_DEPTH - 1);
+        size_t n = strlen(deep) + 64;
+        char *body = malloc(n);
+        struct report r;
+        char err[256];
+        json_error_t e;
+        json_t *v;
+
+        ck_assert_ptr_nonnull(body);
+        snprintf(body, n, "{\"type\":\"heartbeat\",\"pid\":1,\"x\":%s}", ok);
+        v = json_loads(body, 0, &e);
+        ck_assert_msg(v != NULL, "%s", e.text);
+        json_decref(v);
+        ck_assert_msg(report(body, &r, err, sizeof(err)) == 0, "%s", err);
+        snprintf(body, n, "{\"type\":\"heartbeat\",\"pid\":1,\"x\":%s}", deep);
+        ck_assert_ptr_null(json_loads(body, 0, &e));
+        ck_assert_int_lt(report(body, &r, err, sizeof(err)), 0);
+        ck_assert_ptr_nonnull(strstr(err, "nesting"));
+        free(ok);
+        free(deep);
+        free(body);
+}
+END_TEST
+
+START_TEST(json_strings_decode_whole_characters)
+{
+        const char *text = "\"a\\u00e9\\ud83d\\ude00\\n\\\"z\"";
+        struct jtext t = {text, strlen(text)};
+        char buf[64], small[4];
+        char *dup;
+
+        ck_assert_str_eq(jtext_string(t, buf, sizeof(buf)), "a\xc3\xa9\xf0\x9f\x98\x80\n\"z");
+        /* "a" and "é" fit in 3 bytes and a NUL; the emoji would not. */
+        ck_assert_str_eq(jtext_string(t, small, sizeof(small)), "a\xc3\xa9");
+        dup = jtext_strdup(t);
+        ck_assert_str_eq(dup, buf);
+        free(dup);
+        ck_assert(jtext_streq((struct jtext){"\"run\"", 5}, "run"));
+        ck_assert(jtext_streq((struct jtext){"\"r\\u0075n\"", 10}, "run"));
+        ck_assert(!jtext_streq((struct jtext){"\"runs\"", 6}, "run"));
+        ck_assert(!jtext_streq((struct jtext){"7", 1}, "7"));
+        ck_assert(!jtext_streq(JTEXT_NONE, "run"));
+        ck_assert_int_eq(jtext_int((struct jtext){"-42", 3}), -42);
+        ck_assert_ptr_null(jscan_get((struct jtext){"{\"a\":1}", 7}, "b", NULL).p);
+}
+END_TEST
+
 Suite *frame_suite(void)
 {
         Suite *s = suite_create("frame");
@@ -260,6 +503,11 @@ Suite *frame_suite(void)
         tcase_add_test(tc, a_refusal_is_utf8_whatever_the_body_holds);
         tcase_add_test(tc, a_spawned_frame_must_name_a_real_process_group);
         tcase_add_test(tc, rows_a_worker_could_not_decode_are_found);
+        tcase_add_test(tc, worker_frames_decode_in_place);
+        tcase_add_test(tc, worker_frames_refused_with_the_same_reasons);
+        tcase_add_test(tc, jscan_accepts_what_jansson_accepts);
+        tcase_add_test(tc, nesting_stops_where_janssons_does);
+        tcase_add_test(tc, json_strings_decode_whole_characters);
         suite_add_tcase(s, tc);
         return s;
 }
