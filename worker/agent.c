@@ -447,13 +447,19 @@ static void supervise(struct child *c, int ctl_fd, int64_t timeout_ms, bool *tim
  */
 static void announce_pgid(int ctl_fd, json_t *request, const struct wf_phase *phase, pid_t pgid)
 {
-        json_t *msg = json_pack("{s:s, s:O, s:O, s:s, s:s, s:i}", "type", "progress", "id",
-                                json_object_get(request, "task_id"), "attempt",
-                                json_object_get(request, "attempt"), "phase", phase->name, "event",
-                                "spawned", "pgid", (int)pgid);
+        struct jbuf *b = outbox_begin();
 
+        jbuf_lit(b, "{\"type\":\"progress\",\"id\":");
+        jbuf_int(b, json_integer_value(json_object_get(request, "task_id")));
+        jbuf_lit(b, ",\"attempt\":");
+        jbuf_int(b, json_integer_value(json_object_get(request, "attempt")));
+        jbuf_lit(b, ",\"phase\":");
+        jbuf_str(b, phase->name);
+        jbuf_lit(b, ",\"event\":\"spawned\",\"pgid\":");
+        jbuf_int(b, pgid);
+        jbuf_lit(b, "}");
         /* With the "started" frame the runner left in the outbox. */
-        if (msg == NULL || outbox_add(msg, FRAME_DEFAULT_MAX_SIZE) < 0 || outbox_flush(ctl_fd) < 0)
+        if (outbox_end(FRAME_DEFAULT_MAX_SIZE) < 0 || outbox_flush(ctl_fd) < 0)
                 log_warnx("cannot tell the supervisor about agent %s", phase->agent);
 }
 
