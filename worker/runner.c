@@ -142,6 +142,20 @@ static json_t *agent_request(struct run *r, const struct wf_phase *p)
             json_object_get(r->task, "payload"), "results", json_object_get(r->state, "results"));
 }
 
+/* Runs phase p's agent into *ar, with the request only an agent program reads. */
+static void run_agent(struct run *r, const struct wf_phase *p, struct agent_result *ar)
+{
+        json_t *req;
+
+        if (workflow_agent_is_builtin(p->agent)) {
+                agent_run_builtin(p, json_object_get(r->task, "payload"), r->fd, ar);
+                return;
+        }
+        req = agent_request(r, p);
+        agent_run(p, json_object_get(json_object_get(r->task, "agents"), p->agent), req, r->fd, ar);
+        json_decref(req);
+}
+
 /* Builds the first checkpoint, or checks the one the task carries. */
 static bool is_terminal(const char *phase)
 {
@@ -299,7 +313,6 @@ static int run_phases(struct run *r)
                 json_int_t transitions =
                     json_integer_value(json_object_get(r->state, "transitions"));
                 struct agent_result ar = {0};
-                json_t *req;
                 int64_t t0;
                 int next;
 
@@ -324,11 +337,8 @@ static int run_phases(struct run *r)
                 if (workflow_agent_is_builtin(p->agent) && !workflow_agent_is_instant(p->agent) &&
                     flush_frames(r) < 0)
                         return -1;
-                req = agent_request(r, p);
                 t0 = util_now_ms();
-                agent_run(p, json_object_get(json_object_get(r->task, "agents"), p->agent), req,
-                          r->fd, &ar);
-                json_decref(req);
+                run_agent(r, p, &ar);
                 add_usage(r, &ar);
                 if (ar.outcome == AGENT_TRANSIENT) {
                         /* The checkpoint stays at this phase: the retry runs it again. */
