@@ -69,8 +69,9 @@ CTL_SRCS    = ctl/chimera-ctl.c
 UNIT_SRCS   = tests/unit/check_unit.c tests/unit/check_util.c tests/unit/check_frame.c \
               tests/unit/check_config.c tests/unit/check_workflow.c \
               tests/unit/check_agent_proto.c tests/unit/check_control_proto.c \
-              tests/unit/check_http_proto.c \
-              worker/agent_proto.c supervisor/control_proto.c supervisor/http_proto.c
+              tests/unit/check_http_proto.c tests/unit/check_outbox.c \
+              worker/agent_proto.c worker/outbox.c supervisor/control_proto.c \
+              supervisor/http_proto.c
 INTEG_SRCS  = tests/integration/check_integration.c tests/integration/harness.c \
               tests/integration/test_queue.c tests/integration/test_pool.c \
               tests/integration/test_ctl.c tests/integration/test_show.c \
