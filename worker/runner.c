@@ -29,6 +29,7 @@
 
 #include "agent_proto.h"
 #include "frame.h"
+#include "jdump.h"
 #include "outbox.h"
 #include "log.h"
 #include "util.h"
@@ -109,25 +110,25 @@ static void opt_str(struct jbuf *b, const char *key, const char *s)
  * then null.  The checkpoint goes with it unless the "finished" frame just
  * before carried the same one.
  */
-static int send_result_state(struct run *r, const char *status, const json_t *result,
-                             const char *error, bool with_state)
+static int send_result_state(struct run *r, const char *status, json_t *result, const char *error,
+                             bool with_state)
 {
         struct jbuf *b = begin_frame(r, "result");
 
         jbuf_lit(b, ",\"status\":");
         jbuf_str(b, status);
         jbuf_lit(b, ",\"result\":");
-        jbuf_json(b, result);
+        jdump(b, result);
         jbuf_lit(b, ",\"error\":");
         jbuf_str(b, error);
         if (with_state && r->state != NULL) {
                 jbuf_lit(b, ",\"state\":");
-                jbuf_json(b, r->state);
+                jdump(b, r->state);
         }
         return end_frame(r, b);
 }
 
-static int send_result(struct run *r, const char *status, const json_t *result, const char *error)
+static int send_result(struct run *r, const char *status, json_t *result, const char *error)
 {
         return send_result_state(r, status, result, error, true);
 }
@@ -259,12 +260,12 @@ static int send_finished(struct run *r, const struct wf_phase *p, const char *ou
         jbuf_lit(b, ",\"fault\":");
         jbuf_bool(b, ar->fault);
         jbuf_lit(b, ",\"state\":");
-        jbuf_json(b, r->state);
+        jdump(b, r->state);
         jbuf_lit(b, ",\"usage\":");
-        jbuf_json(b, usage);
+        jdump(b, usage);
         if (end != NULL) {
                 jbuf_lit(b, ",\"end\":");
-                jbuf_json(b, end);
+                jdump(b, end);
         }
         if (workflow_agent_is_instant(p->agent))
                 jbuf_lit(b, ",\"started\":true");
