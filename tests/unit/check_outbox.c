@@ -1,7 +1,7 @@
 /*
  * check_outbox.c - the worker's outbox: frames written in place go out
- * together with their headers, and a frame over the maximum is refused
- * without harming the frames queued around it.
+ * together with their headers, and a frame over the maximum is refused,
+ * with the reason in the log, without harming the frames queued around it.
  */
 #include <check.h>
 #include <signal.h>
@@ -20,6 +20,25 @@ static void queue(const char *body, size_t max, int want)
 
         jbuf_raw(b, body, strlen(body));
         ck_assert_int_eq(outbox_end(max), want);
+}
+
+/* Queues body, which must be refused with why in the worker's log (stderr). */
+static void refuse_logged(const char *body, size_t max, const char *why)
+{
+        int p[2], saved = dup(STDERR_FILENO);
+        char log[512] = {0};
+        ssize_t n;
+
+        ck_assert_int_eq(pipe(p), 0);
+        dup2(p[1], STDERR_FILENO);
+        queue(body, max, -1);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+        close(p[1]);
+        n = read(p[0], log, sizeof(log) - 1);
+        close(p[0]);
+        ck_assert_int_gt(n, 0);
+        ck_assert_msg(strstr(log, why) != NULL, "%s", log);
 }
 
 /*
@@ -75,7 +94,7 @@ START_TEST(a_frame_over_the_maximum_is_refused_alone)
         big[sizeof(big) - 1] = '\0';
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
         queue(kept[0], 64, 0);
-        queue(big, 64, -1);
+        refuse_logged(big, 64, "cannot send a frame: frame of 199 bytes exceeds the maximum of 64");
         queue(kept[1], 64, 0);
         /* A body of exactly the maximum still goes: only a larger one is refused. */
         queue("{\"type\":\"fourth\"}", strlen("{\"type\":\"fourth\"}"), 0);
