@@ -89,26 +89,25 @@ static void sleep_watching(int ctl_fd, int64_t ms)
         }
 }
 
-static int64_t sleep_ms(json_t *request)
+static int64_t sleep_ms(json_t *params, json_t *payload)
 {
-        json_t *v = json_object_get(json_object_get(request, "params"), "ms");
+        json_t *v = json_object_get(params, "ms");
 
         if (!json_is_integer(v))
-                v = json_object_get(json_object_get(request, "payload"), "ms");
+                v = json_object_get(payload, "ms");
         if (!json_is_integer(v) || json_integer_value(v) < 0)
                 return 0;
         return json_integer_value(v);
 }
 
-static void run_builtin(const char *name, json_t *request, int ctl_fd, struct agent_result *out)
+static void run_builtin(const char *name, json_t *params, json_t *payload, int ctl_fd,
+                        struct agent_result *out)
 {
-        json_t *params = json_object_get(request, "params");
-
         if (strcmp(name, "builtin:noop") == 0) {
                 out->outcome = AGENT_SUCCESS;
                 out->result = json_object();
         } else if (strcmp(name, "builtin:sleep") == 0) {
-                int64_t ms = sleep_ms(request);
+                int64_t ms = sleep_ms(params, payload);
                 sleep_watching(ctl_fd, ms);
                 out->outcome = AGENT_SUCCESS;
                 out->result = json_pack("{s:I}", "slept_ms", (json_int_t)ms);
@@ -447,13 +446,19 @@ static void supervise(struct child *c, int ctl_fd, int64_t timeout_ms, bool *tim
  */
 static void announce_pgid(int ctl_fd, json_t *request, const struct wf_phase *phase, pid_t pgid)
 {
-        json_t *msg = json_pack("{s:s, s:O, s:O, s:s, s:s, s:i}", "type", "progress", "id",
-                                json_object_get(request, "task_id"), "attempt",
-                                json_object_get(request, "attempt"), "phase", phase->name, "event",
-                                "spawned", "pgid", (int)pgid);
+        struct jbuf *b = outbox_begin();
 
+        jbuf_lit(b, "{\"type\":\"progress\",\"id\":");
+        jbuf_int(b, json_integer_value(json_object_get(request, "task_id")));
+        jbuf_lit(b, ",\"attempt\":");
+        jbuf_int(b, json_integer_value(json_object_get(request, "attempt")));
+        jbuf_lit(b, ",\"phase\":");
+        jbuf_str(b, phase->name);
+        jbuf_lit(b, ",\"event\":\"spawned\",\"pgid\":");
+        jbuf_int(b, pgid);
+        jbuf_lit(b, "}");
         /* With the "started" frame the runner left in the outbox. */
-        if (msg == NULL || outbox_add(msg, FRAME_DEFAULT_MAX_SIZE) < 0 || outbox_flush(ctl_fd) < 0)
+        if (outbox_end(FRAME_DEFAULT_MAX_SIZE) < 0 || outbox_flush(ctl_fd) < 0)
                 log_warnx("cannot tell the supervisor about agent %s", phase->agent);
 }
 
@@ -496,11 +501,9 @@ static void run_program(const struct wf_phase *phase, json_t *def, json_t *reque
         free_strv(envp);
 }
 
-void agent_run(const struct wf_phase *phase, json_t *def, json_t *request, int ctl_fd,
-               struct agent_result *out)
+/* What a run has before it ends: no result, no error, no process. */
+static void result_init(struct agent_result *out)
 {
-        int64_t t0 = util_now_ms();
-
         out->result = NULL;
         out->error[0] = '\0';
         out->fault = false;
@@ -510,11 +513,22 @@ void agent_run(const struct wf_phase *phase, json_t *def, json_t *request, int c
         out->signal = 0;
         out->oom_killed = false;
         out->usage = (struct agent_usage){0};
-        if (workflow_agent_is_builtin(phase->agent)) {
-                run_builtin(phase->agent, request, ctl_fd, out);
-                out->usage.wall_ms = util_now_ms() - t0;
-                return;
-        }
+}
+
+void agent_run_builtin(const struct wf_phase *phase, json_t *payload, int ctl_fd,
+                       struct agent_result *out)
+{
+        int64_t t0 = util_now_ms();
+
+        result_init(out);
+        run_builtin(phase->agent, phase->params, payload, ctl_fd, out);
+        out->usage.wall_ms = util_now_ms() - t0;
+}
+
+void agent_run(const struct wf_phase *phase, json_t *def, json_t *request, int ctl_fd,
+               struct agent_result *out)
+{
+        result_init(out);
         if (!json_is_array(json_object_get(def, "argv")) ||
             json_array_size(json_object_get(def, "argv")) == 0) {
                 out->outcome = AGENT_FAILURE;

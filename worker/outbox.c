@@ -1,5 +1,10 @@
 /*
  * outbox.c - the frames a worker has to send, written together (outbox.h).
+ *
+ * The queued frames are one buffer, ready for write(): a frame's body is
+ * written in place after four bytes left for its header, which are filled
+ * in once the body's length is known.  No frame is built elsewhere and
+ * copied in.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -11,27 +16,32 @@
 #include "outbox.h"
 #include "util.h"
 
-static char *out;
-static size_t outlen, outcap;
+static struct jbuf out;    /* the queued frames, then the one being written */
+static size_t frame_start; /* where the frame being written begins (its header) */
 
-int outbox_add(json_t *msg, size_t max)
+struct jbuf *outbox_begin(void)
 {
-        char err[256];
-        size_t len;
-        char *frame = frame_encode(msg, max, &len, err, sizeof(err));
+        frame_start = out.len;
+        jbuf_reserve(&out, FRAME_HEADER_SIZE);
+        out.len += FRAME_HEADER_SIZE;
+        return &out;
+}
 
-        json_decref(msg);
-        if (frame == NULL) {
-                log_warnx("cannot send a frame: %s", err);
+int outbox_end(size_t max)
+{
+        size_t n = out.len - frame_start - FRAME_HEADER_SIZE;
+        unsigned char *hdr = (unsigned char *)out.p + frame_start;
+
+        if (n > max) {
+                log_warnx("cannot send a frame: frame of %zu bytes exceeds the maximum of %zu", n,
+                          max);
+                out.len = frame_start;
                 return -1;
         }
-        if (outlen + len > outcap) {
-                outcap = outlen + len > 2 * outcap ? outlen + len : 2 * outcap;
-                out = util_realloc(out, outcap);
-        }
-        memcpy(out + outlen, frame, len);
-        outlen += len;
-        free(frame);
+        hdr[0] = (unsigned char)((n >> 24) & 0xff);
+        hdr[1] = (unsigned char)((n >> 16) & 0xff);
+        hdr[2] = (unsigned char)((n >> 8) & 0xff);
+        hdr[3] = (unsigned char)(n & 0xff);
         return 0;
 }
 
@@ -39,17 +49,17 @@ int outbox_flush(int fd)
 {
         size_t off = 0;
 
-        while (off < outlen) {
-                ssize_t n = write(fd, out + off, outlen - off);
+        while (off < out.len) {
+                ssize_t n = write(fd, out.p + off, out.len - off);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n <= 0) {
                         log_warn("writing to the supervisor");
-                        outlen = 0;
+                        jbuf_reset(&out);
                         return -1;
                 }
                 off += (size_t)n;
         }
-        outlen = 0;
+        jbuf_reset(&out);
         return 0;
 }

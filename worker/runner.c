@@ -29,6 +29,7 @@
 
 #include "agent_proto.h"
 #include "frame.h"
+#include "jdump.h"
 #include "outbox.h"
 #include "log.h"
 #include "util.h"
@@ -68,23 +69,63 @@ static int flush_frames(struct run *r)
         return outbox_flush(r->fd);
 }
 
-/* Encodes msg (stolen) as a frame and adds it to those to write. */
-static int send_msg(struct run *r, json_t *msg)
+/*
+ * Starts a frame about the task in the outbox: {"type":type,"id":..,
+ * "attempt":.. and nothing after, for the caller to add members and close
+ * with end_frame().
+ */
+static struct jbuf *begin_frame(const struct run *r, const char *type)
 {
-        return outbox_add(msg, r->max);
+        struct jbuf *b = outbox_begin();
+
+        jbuf_lit(b, "{\"type\":");
+        jbuf_str(b, type);
+        jbuf_lit(b, ",\"id\":");
+        jbuf_int(b, r->id);
+        jbuf_lit(b, ",\"attempt\":");
+        jbuf_int(b, r->attempt);
+        return b;
+}
+
+/* Closes the frame begin_frame() started and queues it; -1 if it cannot be sent. */
+static int end_frame(const struct run *r, struct jbuf *b)
+{
+        jbuf_lit(b, "}");
+        return outbox_end(r->max);
+}
+
+/* ,"key":"s" when s is not NULL, nothing when it is (key needs no escaping). */
+static void opt_str(struct jbuf *b, const char *key, const char *s)
+{
+        if (s == NULL)
+                return;
+        jbuf_lit(b, ",\"");
+        jbuf_raw(b, key, strlen(key));
+        jbuf_lit(b, "\":");
+        jbuf_str(b, s);
 }
 
 /*
- * Sends the result frame; result (stolen) may be NULL.  The checkpoint goes
- * with it unless the "finished" frame just before carried the same one.
+ * Sends the result frame; result (borrowed) and error may be NULL, and are
+ * then null.  The checkpoint goes with it unless the "finished" frame just
+ * before carried the same one.
  */
 static int send_result_state(struct run *r, const char *status, json_t *result, const char *error,
                              bool with_state)
 {
-        json_t *msg = json_pack("{s:s, s:I, s:I, s:s, s:o?, s:s?, s:O*}", "type", "result", "id",
-                                r->id, "attempt", r->attempt, "status", status, "result", result,
-                                "error", error, "state", with_state ? r->state : NULL);
-        return send_msg(r, msg);
+        struct jbuf *b = begin_frame(r, "result");
+
+        jbuf_lit(b, ",\"status\":");
+        jbuf_str(b, status);
+        jbuf_lit(b, ",\"result\":");
+        jdump(b, result);
+        jbuf_lit(b, ",\"error\":");
+        jbuf_str(b, error);
+        if (with_state && r->state != NULL) {
+                jbuf_lit(b, ",\"state\":");
+                jdump(b, r->state);
+        }
+        return end_frame(r, b);
 }
 
 static int send_result(struct run *r, const char *status, json_t *result, const char *error)
@@ -100,6 +141,20 @@ static json_t *agent_request(struct run *r, const struct wf_phase *p)
             "trace_id", json_object_get(r->task, "trace_id"), "workflow", r->wf->name, "phase",
             p->name, "action", p->action, "params", p->params, "payload",
             json_object_get(r->task, "payload"), "results", json_object_get(r->state, "results"));
+}
+
+/* Runs phase p's agent into *ar, with the request only an agent program reads. */
+static void run_agent(struct run *r, const struct wf_phase *p, struct agent_result *ar)
+{
+        json_t *req;
+
+        if (workflow_agent_is_builtin(p->agent)) {
+                agent_run_builtin(p, json_object_get(r->task, "payload"), r->fd, ar);
+                return;
+        }
+        req = agent_request(r, p);
+        agent_run(p, json_object_get(json_object_get(r->task, "agents"), p->agent), req, r->fd, ar);
+        json_decref(req);
 }
 
 /* Builds the first checkpoint, or checks the one the task carries. */
@@ -121,9 +176,13 @@ static int finish_from_checkpoint(struct run *r)
         const char *error = json_string_value(json_object_get(r->state, "error"));
         json_t *result = last ? json_object_get(json_object_get(r->state, "results"), last) : NULL;
 
-        if (strcmp(phase, "complete") == 0)
-                return send_result(r, "succeeded", result ? json_incref(result) : json_object(),
-                                   NULL);
+        if (strcmp(phase, "complete") == 0) {
+                json_t *none = json_object();
+                int rc = send_result(r, "succeeded", result ? result : none, NULL);
+
+                json_decref(none);
+                return rc;
+        }
         return send_result(r, "failed", NULL,
                            error ? error : "the workflow had reached its failed phase");
 }
@@ -161,10 +220,21 @@ static int start_state(struct run *r, char *err, size_t errsz)
         return 0;
 }
 
+/* Starts a progress frame about phase p: the caller adds the rest and ends it. */
+static struct jbuf *begin_progress(const struct run *r, const struct wf_phase *p, const char *event)
+{
+        struct jbuf *b = begin_frame(r, "progress");
+
+        jbuf_lit(b, ",\"phase\":");
+        jbuf_str(b, p->name);
+        jbuf_lit(b, ",\"event\":");
+        jbuf_str(b, event);
+        return b;
+}
+
 static int send_started(struct run *r, const struct wf_phase *p)
 {
-        return send_msg(r, json_pack("{s:s, s:I, s:I, s:s, s:s}", "type", "progress", "id", r->id,
-                                     "attempt", r->attempt, "phase", p->name, "event", "started"));
+        return end_frame(r, begin_progress(r, p, "started"));
 }
 
 /*
@@ -174,19 +244,34 @@ static int send_started(struct run *r, const struct wf_phase *p)
 static int send_finished(struct run *r, const struct wf_phase *p, const char *outcome,
                          const char *next, int64_t ms, const struct agent_result *ar)
 {
-        const char *error = ar->outcome == AGENT_SUCCESS ? NULL : ar->error;
-        const char *tail = ar->stderr_tail[0] != '\0' ? ar->stderr_tail : NULL;
-        json_t *msg = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:I, s:s*, s:s*, s:s, "
-                                "s:b, s:O, s:o, s:o*}",
-                                "type", "progress", "id", r->id, "attempt", r->attempt, "phase",
-                                p->name, "event", "finished", "outcome", outcome, "next", next,
-                                "duration_ms", (json_int_t)ms, "error", error, "stderr", tail,
-                                "agent", p->agent, "fault", ar->fault, "state", r->state, "usage",
-                                agent_usage_json(ar), "end", agent_end_json(ar));
+        struct jbuf *b = begin_progress(r, p, "finished");
+        json_t *usage = agent_usage_json(ar), *end = agent_end_json(ar);
 
-        if (msg != NULL && workflow_agent_is_instant(p->agent))
-                json_object_set_new(msg, "started", json_true());
-        return send_msg(r, msg);
+        jbuf_lit(b, ",\"outcome\":");
+        jbuf_str(b, outcome);
+        jbuf_lit(b, ",\"next\":");
+        jbuf_str(b, next);
+        jbuf_lit(b, ",\"duration_ms\":");
+        jbuf_int(b, ms);
+        opt_str(b, "error", ar->outcome == AGENT_SUCCESS ? NULL : ar->error);
+        opt_str(b, "stderr", ar->stderr_tail[0] != '\0' ? ar->stderr_tail : NULL);
+        jbuf_lit(b, ",\"agent\":");
+        jbuf_str(b, p->agent);
+        jbuf_lit(b, ",\"fault\":");
+        jbuf_bool(b, ar->fault);
+        jbuf_lit(b, ",\"state\":");
+        jdump(b, r->state);
+        jbuf_lit(b, ",\"usage\":");
+        jdump(b, usage);
+        if (end != NULL) {
+                jbuf_lit(b, ",\"end\":");
+                jdump(b, end);
+        }
+        if (workflow_agent_is_instant(p->agent))
+                jbuf_lit(b, ",\"started\":true");
+        json_decref(usage);
+        json_decref(end);
+        return end_frame(r, b);
 }
 
 /* Adds a run's usage to the checkpoint's total, which starts with the first phase. */
@@ -229,7 +314,6 @@ static int run_phases(struct run *r)
                 json_int_t transitions =
                     json_integer_value(json_object_get(r->state, "transitions"));
                 struct agent_result ar = {0};
-                json_t *req;
                 int64_t t0;
                 int next;
 
@@ -254,11 +338,8 @@ static int run_phases(struct run *r)
                 if (workflow_agent_is_builtin(p->agent) && !workflow_agent_is_instant(p->agent) &&
                     flush_frames(r) < 0)
                         return -1;
-                req = agent_request(r, p);
                 t0 = util_now_ms();
-                agent_run(p, json_object_get(json_object_get(r->task, "agents"), p->agent), req,
-                          r->fd, &ar);
-                json_decref(req);
+                run_agent(r, p, &ar);
                 add_usage(r, &ar);
                 if (ar.outcome == AGENT_TRANSIENT) {
                         /* The checkpoint stays at this phase: the retry runs it again. */
@@ -287,11 +368,13 @@ static int run_phases(struct run *r)
                         json_decref(ar.result);
                         return -1;
                 }
-                if (next == WORKFLOW_COMPLETE)
-                        return send_result_state(r, "succeeded", ar.result, NULL, false);
-                if (next == WORKFLOW_FAILED) {
+                if (next == WORKFLOW_COMPLETE || next == WORKFLOW_FAILED) {
+                        int rc = next == WORKFLOW_COMPLETE
+                                     ? send_result_state(r, "succeeded", ar.result, NULL, false)
+                                     : send_result_state(r, "failed", NULL, err, false);
+
                         json_decref(ar.result);
-                        return send_result_state(r, "failed", NULL, err, false);
+                        return rc;
                 }
                 json_decref(ar.result);
                 cur = next;

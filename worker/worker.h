@@ -63,15 +63,25 @@ struct agent_result {
 };
 
 /*
- * Runs phase's agent with request (borrowed: the object an agent reads on
- * stdin).  def (borrowed) is the agent's definition from the task frame
- * ({"argv", "env", "cwd", "limits"}), NULL for a built-in or an agent the
- * frame does not define.  ctl_fd is watched while waiting so that the
- * worker exits at once if chimerad goes away (after killing the agent).
- * Fills *out; the caller releases out->result.
+ * Runs phase's agent program with request (borrowed: the object the
+ * program reads on stdin).  def (borrowed) is the agent's definition from
+ * the task frame ({"argv", "env", "cwd", "limits"}), NULL for an agent the
+ * frame does not define (then a failure, without running anything).
+ * ctl_fd is watched while waiting so that the worker exits at once if
+ * chimerad goes away (after killing the agent).  Fills *out; the caller
+ * releases out->result.
  */
 void agent_run(const struct wf_phase *phase, json_t *def, json_t *request, int ctl_fd,
                struct agent_result *out);
+
+/*
+ * Runs phase's built-in agent (workflow_agent_is_builtin()) inside the
+ * worker, with phase->params and the task's payload (borrowed), which are
+ * all a built-in reads: it needs no request.  ctl_fd is watched as by
+ * agent_run().  Fills *out; the caller releases out->result.
+ */
+void agent_run_builtin(const struct wf_phase *phase, json_t *payload, int ctl_fd,
+                       struct agent_result *out);
 
 /*
  * Runs one task frame's workflow to its end, sending progress and result

@@ -24,5 +24,7 @@ Suite *workflow_suite(void);
 Suite *agent_proto_suite(void);
 Suite *control_proto_suite(void);
 Suite *http_proto_suite(void);
+Suite *jdump_suite(void);
+Suite *outbox_suite(void);
 
 #endif
