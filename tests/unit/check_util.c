@@ -191,6 +191,7 @@ START_TEST(jbuf_builds_what_jansson_reads_back)
 
         memset(big, 'z', sizeof(big) - 1);
         big[sizeof(big) - 1] = '\0';
+        jbuf_raw(&b, NULL, 0); /* an empty jbuf's text, appended to another */
         jbuf_lit(&b, "{\"n\":");
         jbuf_int(&b, INT64_MIN);
         jbuf_lit(&b, ",\"m\":");
