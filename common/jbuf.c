@@ -1,7 +1,6 @@
 /*
  * jbuf.c - JSON text written straight into a growing buffer (jbuf.h).
  */
-#include <stdio.h>
 #include <string.h>
 
 #include "jbuf.h"
@@ -83,7 +82,7 @@ void jbuf_str(struct jbuf *b, const char *s)
                         o += 6, p++;
                         continue;
                 }
-                n = util_utf8_char_len(p);
+                n = util_utf8_char_len(p, UTIL_UTF8_NUL_TERMINATED);
                 if (n == 0) {
                         memcpy(o, "\xef\xbf\xbd", 3);
                         o += 3, p++;

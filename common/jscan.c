@@ -55,35 +55,6 @@ static long hex4(const char *p)
         return v;
 }
 
-/* Length of the valid UTF-8 character at p, not reading at or past end; 0 if none. */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end)
-{
-        size_t len;
-        uint32_t c;
-
-        if (p[0] < 0x80)
-                return 1;
-        if (p[0] >= 0xc2 && p[0] <= 0xdf)
-                len = 2, c = p[0] & 0x1f;
-        else if (p[0] >= 0xe0 && p[0] <= 0xef)
-                len = 3, c = p[0] & 0x0f;
-        else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-                len = 4, c = p[0] & 0x07;
-        else
-                return 0;
-        if ((size_t)(end - p) < len)
-                return 0;
-        for (size_t i = 1; i < len; i++) {
-                if ((p[i] & 0xc0) != 0x80)
-                        return 0;
-                c = (c << 6) | (p[i] & 0x3f);
-        }
-        if ((len == 3 && c < 0x800) || (len == 4 && c < 0x10000) || c > 0x10ffff ||
-            (c >= 0xd800 && c <= 0xdfff))
-                return 0;
-        return len;
-}
-
 /* A string: p at its opening quote, left after the closing one. */
 static int scan_string(struct scan *s)
 {
@@ -106,7 +77,8 @@ static int scan_string(struct scan *s)
                 if (c < 0x20)
                         return fail(s, "control character in a string");
                 if (c >= 0x80) {
-                        n = utf8_len((const unsigned char *)s->p, (const unsigned char *)s->end);
+                        n = util_utf8_char_len((const unsigned char *)s->p,
+                                               (size_t)(s->end - s->p));
                         if (n == 0)
                                 return fail(s, "invalid UTF-8 in a string");
                         s->p += n;
@@ -335,7 +307,7 @@ static bool decode_string(const char *p, const char *e, char *buf, size_t size)
                 if (*p != '\\') {
                         n = (unsigned char)*p < 0x80
                                 ? 1
-                                : utf8_len((const unsigned char *)p, (const unsigned char *)e);
+                                : util_utf8_char_len((const unsigned char *)p, (size_t)(e - p));
                         if (n == 0 || (size_t)(end - o) < n)
                                 break;
                         memcpy(o, p, n);

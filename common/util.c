@@ -111,11 +111,13 @@ int util_utf8_cut(const char *s, size_t max)
         return (int)n;
 }
 
-size_t util_utf8_char_len(const unsigned char *s)
+size_t util_utf8_char_len(const unsigned char *s, size_t avail)
 {
         size_t len;
         uint32_t c;
 
+        if (avail == 0)
+                return 0;
         if (s[0] < 0x80)
                 return 1;
         if (s[0] >= 0xc2 && s[0] <= 0xdf)
@@ -126,7 +128,9 @@ size_t util_utf8_char_len(const unsigned char *s)
                 len = 4, c = s[0] & 0x07;
         else
                 return 0;
-        /* A NUL ends the text before a continuation byte could follow. */
+        if (avail < len)
+                return 0;
+        /* In a NUL-terminated text a NUL fails this before any byte past it is read. */
         for (size_t i = 1; i < len; i++) {
                 if ((s[i] & 0xc0) != 0x80)
                         return 0;
@@ -143,7 +147,7 @@ void util_utf8_sanitize(char *s)
         unsigned char *p = (unsigned char *)s;
 
         while (*p != '\0') {
-                size_t n = util_utf8_char_len(p);
+                size_t n = util_utf8_char_len(p, UTIL_UTF8_NUL_TERMINATED);
 
                 if (n == 0)
                         *p++ = '?';
@@ -162,7 +166,7 @@ json_t *util_json_text(const char *s)
                 return j;
         out = o = util_calloc(3 * strlen(s) + 1, 1);
         while (*p != '\0') {
-                size_t n = util_utf8_char_len(p);
+                size_t n = util_utf8_char_len(p, UTIL_UTF8_NUL_TERMINATED);
                 if (n == 0) {
                         memcpy(o, "\xef\xbf\xbd", 3);
                         o += 3;

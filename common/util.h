@@ -56,10 +56,13 @@ int util_utf8_cut(const char *s, size_t max);
 
 /*
  * Length of the valid UTF-8 character at s (1 to 4), or 0 when there is
- * none (a stray or overlong byte, a surrogate, past U+10FFFF).  s is
- * NUL-terminated: a NUL ends a sequence early.
+ * none (a stray or overlong byte, a surrogate, past U+10FFFF, or fewer
+ * than its length in the avail bytes at s).  For a NUL-terminated text
+ * pass UTIL_UTF8_NUL_TERMINATED: a NUL ends a sequence before any byte
+ * past it is read.
  */
-size_t util_utf8_char_len(const unsigned char *s);
+#define UTIL_UTF8_NUL_TERMINATED 4
+size_t util_utf8_char_len(const unsigned char *s, size_t avail);
 
 /*
  * Makes the NUL-terminated text s valid UTF-8 in place, as jansson judges
