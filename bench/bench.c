@@ -173,7 +173,9 @@ static int cmd_ready(int argc, char **argv)
                 pool = json_object_get(reply, "pool");
                 state = json_string_value(
                     json_object_get(json_object_get(reply, "supervisor"), "state"));
+                /* Running, both database connections up, every worker idle. */
                 if (state != NULL && strcmp(state, "running") == 0 &&
+                    json_is_true(json_object_get(json_object_get(reply, "database"), "up")) &&
                     json_integer_value(json_object_get(pool, "idle")) ==
                         json_integer_value(json_object_get(pool, "size"))) {
                         workers = json_object_get(pool, "workers");

@@ -414,15 +414,18 @@ drain_part() { # PREFIX WORKFLOW SIZE N MODE [explain]
         sql "INSERT INTO chimera.queues (name, paused, paused_at) VALUES ('default', true, now())"
         d0=$(db_stats)
         start_chimerad "$prefix"
-        # chimerad's own connection(s): the only client backends at this point.
-        bpids=$(sql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend'
-                        AND pid <> pg_backend_pid()")
+        # chimerad's connections, by the application_name it gives them.
+        cbpid=$(sql "SELECT pid FROM pg_stat_activity WHERE application_name = 'chimerad claims'")
+        wbpid=$(sql "SELECT pid FROM pg_stat_activity WHERE application_name = 'chimerad writes'")
+        [ -n "$cbpid" ] && [ -n "$wbpid" ] || die "chimerad's two database connections were not found"
+        bpids="$cbpid $wbpid"
         s0=$(now)
         c0=$(ticks "$cpid")
         w0=$(workers_ticks)
         p0=$(pg_ticks)
         # shellcheck disable=SC2086 # a list of pids
         b0=$(sum_ticks $bpids)
+        cb0=$(sum_ticks "$cbpid")
         load_start
         limit=$TIMEOUT
         [ "$mode" = all ] || limit=$BACKLOG_TIMEOUT
@@ -431,6 +434,7 @@ drain_part() { # PREFIX WORKFLOW SIZE N MODE [explain]
         load_end "$prefix"
         # shellcheck disable=SC2086 # a list of pids
         b1=$(sum_ticks $bpids)
+        cb1=$(sum_ticks "$cbpid")
         p1=$(pg_ticks)
         w1=$(workers_ticks)
         c1=$(ticks "$cpid")
@@ -464,6 +468,8 @@ drain_part() { # PREFIX WORKFLOW SIZE N MODE [explain]
         result "${prefix}_postgres_cpu_us_per_task" "$(calc "int($pg_us + 0.5)")"
         result "${prefix}_backend_cpu_us_per_task" "$(calc "int(($b1 - $b0) * 1000000 / $CLK_TCK / $n + 0.5)")"
         result "${prefix}_backend_busy_pct" "$(calc "int(100 * ($b1 - $b0) / $CLK_TCK / ($s1 - $s0) + 0.5)")"
+        result "${prefix}_claims_backend_busy_pct" "$(calc "int(100 * ($cb1 - $cb0) / $CLK_TCK / ($s1 - $s0) + 0.5)")"
+        result "${prefix}_writes_backend_busy_pct" "$(calc "int(100 * ($b1 - $b0 - $cb1 + $cb0) / $CLK_TCK / ($s1 - $s0) + 0.5)")"
         # shellcheck disable=SC2086 # three numbers each
         set -- $d0 $d1
         result "${prefix}_commits_per_task" "$(calc "int(100 * ($4 - $1) / $n + 0.5) / 100")"
@@ -484,8 +490,9 @@ drain_part() { # PREFIX WORKFLOW SIZE N MODE [explain]
         say "CPU per task: chimerad $(get "${prefix}_supervisor_cpu_us_per_task") us," \
                 "workers (and agents) $(get "${prefix}_worker_cpu_us_per_task") us," \
                 "PostgreSQL $(get "${prefix}_postgres_cpu_us_per_task") us"
-        say "PostgreSQL backend of chimerad's connection: $(get "${prefix}_backend_cpu_us_per_task") us" \
-                "per task, busy $(get "${prefix}_backend_busy_pct")% of one core"
+        say "PostgreSQL backends of chimerad's two connections: $(get "${prefix}_backend_cpu_us_per_task") us" \
+                "per task; busy $(get "${prefix}_claims_backend_busy_pct")% (claims) and" \
+                "$(get "${prefix}_writes_backend_busy_pct")% (writes) of one core"
         say "per task: $(get "${prefix}_commits_per_task") commits," \
                 "$(get "${prefix}_wal_syncs_per_task") WAL flushes, $(get "${prefix}_wal_bytes_per_task") bytes of WAL" \
                 "(whole server)"
@@ -928,8 +935,9 @@ row "--------------------------------------------" "--------------------------" 
 if ran noop; then
         row "(a) drain, builtin:noop, $NOOP_TASKS tasks" "$(get drain_noop_tasks_per_s) tasks/s" ">= 25,000"
         row "    wall time (resume to last finished)" "$(get drain_noop_wall_s) s" ""
-        row "    chimerad's PostgreSQL backend" \
-                "$(get drain_noop_backend_cpu_us_per_task) us/task, $(get drain_noop_backend_busy_pct) % busy" ""
+        row "    chimerad's PostgreSQL backends" "$(get drain_noop_backend_cpu_us_per_task) us/task" ""
+        row "    busy: claims / writes backend" \
+                "$(get drain_noop_claims_backend_busy_pct) / $(get drain_noop_writes_backend_busy_pct) %" ""
 fi
 if ran exec; then
         row "(b) drain, exec agent, $EXEC_TASKS tasks" "$(get drain_exec_tasks_per_s) tasks/s" ">= 2,500"

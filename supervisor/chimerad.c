@@ -114,6 +114,18 @@ const char *supervisor_state_name(enum sup_state state)
         return names[state];
 }
 
+bool supervisor_db_up(const struct supervisor *sv)
+{
+        return sv->db != NULL && db_is_up(sv->db) && sv->wdb != NULL && db_is_up(sv->wdb);
+}
+
+const char *supervisor_db_error(const struct supervisor *sv)
+{
+        if (sv->db != NULL && !db_is_up(sv->db))
+                return db_last_error(sv->db);
+        return sv->wdb != NULL && !db_is_up(sv->wdb) ? db_last_error(sv->wdb) : "";
+}
+
 static const char *database_conninfo(const struct config *cfg)
 {
         const char *env = getenv("CHIMERA_DATABASE_URL");
@@ -179,7 +191,7 @@ static void shutdown_timeout_cb(evutil_socket_t fd, short what, void *arg)
         /* Still stopping: the database has not taken the last writes. */
         log_warnx("exiting with %u database statements unwritten; the affected tasks are "
                   "requeued when their leases expire",
-                  db_pending(sv->db));
+                  db_pending(sv->db) + db_pending(sv->wdb));
         event_base_loopexit(sv->base, NULL);
 }
 
@@ -253,6 +265,7 @@ int supervisor_reload(struct supervisor *sv, char *err, size_t errsz)
         sv->cfg = cfg;
         log_init("chimerad", cfg->log_level, cfg->log_format);
         db_set_timeout(sv->db, cfg->lease_ms);
+        db_set_timeout(sv->wdb, cfg->lease_ms);
         queue_reconfigure(sv->queue);
         retention_reconfigure(sv->retention);
         pool_reconfigure(&sv->pool);
@@ -284,6 +297,14 @@ static void database_state_cb(bool up, void *arg)
 
         queue_db_state(sv->queue, up);
         retention_db_state(sv->retention, up);
+        supervisor_maybe_finish(sv);
+}
+
+static void write_database_state_cb(bool up, void *arg)
+{
+        struct supervisor *sv = arg;
+
+        queue_write_db_state(sv->queue, up);
         supervisor_maybe_finish(sv);
 }
 
@@ -372,11 +393,16 @@ static int run(struct supervisor *sv)
         if (sv->cfg->http_listen != NULL && (sv->http = http_new(sv)) == NULL)
                 return 1;
         notify_start(sv);
-        sv->db = db_new(sv->base, database_conninfo(sv->cfg), "chimera_tasks", database_state_cb,
-                        database_notify_cb, sv);
+        /* One connection for claims and the rest, one for the writes of task
+         * updates, so that the server works on both at once (queue.c). */
+        sv->db = db_new(sv->base, "claims", database_conninfo(sv->cfg), "chimera_tasks",
+                        database_state_cb, database_notify_cb, sv);
+        sv->wdb = db_new(sv->base, "writes", database_conninfo(sv->cfg), NULL,
+                         write_database_state_cb, NULL, sv);
         /* A statement unanswered for a lease is a dead connection: by then our
          * leases are lapsing anyway, and the results wait in memory. */
         db_set_timeout(sv->db, sv->cfg->lease_ms);
+        db_set_timeout(sv->wdb, sv->cfg->lease_ms);
         sv->queue = queue_new(sv);
         sv->retention = retention_new(sv);
         sv->breakers = breakers_new();
@@ -391,6 +417,7 @@ static int run(struct supervisor *sv)
                  sv->host, *redacted ? redacted : "(from PG* environment)");
         free(redacted);
         db_start(sv->db);
+        db_start(sv->wdb);
 
         event_base_dispatch(sv->base);
 
@@ -409,6 +436,7 @@ static void supervisor_free(struct supervisor *sv)
         retention_free(sv->retention);
         breakers_free(sv->breakers);
         db_free(sv->db);
+        db_free(sv->wdb);
         control_free(sv->control);
         if (sv->sig_term != NULL) {
                 event_free(sv->sig_term);

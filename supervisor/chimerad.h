@@ -2,7 +2,7 @@
  * chimerad.h - the supervisor's data structures, shared by its subsystems.
  *
  * One process, one libevent loop.  struct supervisor is the root: it owns
- * the config, the database client (db.c), the queue logic built on it
+ * the config, the two database connections (db.c), the queue logic built on them
  * (queue.c), the deletion of old finished tasks (retention.c), the worker
  * pool (pool.c) and the control socket (control.c).
  * Nothing here blocks; every wait is an event.
@@ -139,7 +139,8 @@ struct supervisor {
         bool deregistered;
 
         struct pool pool;
-        struct db *db;
+        struct db *db;  /* claims, heartbeat, LISTEN and everything else */
+        struct db *wdb; /* the writes of task updates (queue.c) */
         struct control *control;
         struct queue *queue;
         struct breakers *breakers;
@@ -168,6 +169,10 @@ int supervisor_reload(struct supervisor *sv, char *err, size_t errsz)
 /* Starts draining for exit, as SIGTERM does. */
 void supervisor_drain(struct supervisor *sv);
 const char *supervisor_state_name(enum sup_state state);
+
+/* Whether both database connections are up; else the error of one that is not (borrowed). */
+bool supervisor_db_up(const struct supervisor *sv);
+const char *supervisor_db_error(const struct supervisor *sv);
 
 /* pool.c: the pre-forked workers. */
 int pool_start(struct pool *pool, struct supervisor *sv) __attribute__((warn_unused_result));

@@ -156,9 +156,9 @@ static json_t *pool_json(const struct pool *pool)
 
 static json_t *database_json(struct supervisor *sv)
 {
-        if (db_is_up(sv->db))
+        if (supervisor_db_up(sv))
                 return json_pack("{s:b}", "up", 1);
-        return json_pack("{s:b, s:s}", "up", 0, "error", db_last_error(sv->db));
+        return json_pack("{s:b, s:s}", "up", 0, "error", supervisor_db_error(sv));
 }
 
 static void status_counts_cb(json_t *counts, void *arg)

@@ -46,7 +46,9 @@ TAILQ_HEAD(db_query_list, db_query);
 struct db {
         struct event_base *base;
         char *conninfo;
-        char *listen_sql; /* "LISTEN channel", or NULL */
+        const char *name;  /* what the connection is for, in log lines */
+        char app_name[64]; /* "chimerad NAME", its application_name unless conninfo sets one */
+        char *listen_sql;  /* "LISTEN channel", or NULL */
         db_state_cb state_cb;
         db_notify_cb notify_cb;
         void *arg;
@@ -77,12 +79,15 @@ static void abort_socket(struct db *db);
 static void db_connect_cb(evutil_socket_t fd, short what, void *arg);
 static void db_send_next(struct db *db);
 
-struct db *db_new(struct event_base *base, const char *conninfo, const char *listen_channel,
-                  db_state_cb state_cb, db_notify_cb notify_cb, void *arg)
+struct db *db_new(struct event_base *base, const char *name, const char *conninfo,
+                  const char *listen_channel, db_state_cb state_cb, db_notify_cb notify_cb,
+                  void *arg)
 {
         struct db *db = util_calloc(1, sizeof(*db));
 
         db->base = base;
+        db->name = name;
+        snprintf(db->app_name, sizeof(db->app_name), "chimerad %s", name);
         db->conninfo = util_strdup(conninfo ? conninfo : "");
         if (listen_channel != NULL) {
                 size_t n = strlen(listen_channel) + sizeof("LISTEN ");
@@ -190,7 +195,7 @@ static void db_lost(struct db *db)
                 query_free(q);
         }
         if (was_up) {
-                log_warnx("database connection lost: %s", db->last_error);
+                log_warnx("database connection lost (%s): %s", db->name, db->last_error);
                 db->state_cb(false, db->arg);
         }
         schedule_reconnect(db);
@@ -198,15 +203,20 @@ static void db_lost(struct db *db)
 
 /*
  * Opens the connection with TCP keepalives on, so that a peer that
- * vanished is noticed while idle too; the user's connection string comes
- * last, so anything it sets wins.
+ * vanished is noticed while idle too, and named "chimerad NAME" in
+ * pg_stat_activity; the user's connection string comes last, so anything
+ * it sets wins.
  */
 static PGconn *connect_start(struct db *db)
 {
-        static const char *const keys[] = {
-            "keepalives",       "keepalives_idle", "keepalives_interval",
-            "keepalives_count", "dbname",          NULL};
-        const char *values[] = {"1", "10", "5", "3", db->conninfo, NULL};
+        static const char *const keys[] = {"keepalives",
+                                           "keepalives_idle",
+                                           "keepalives_interval",
+                                           "keepalives_count",
+                                           "fallback_application_name",
+                                           "dbname",
+                                           NULL};
+        const char *values[] = {"1", "10", "5", "3", db->app_name, db->conninfo, NULL};
 
         return PQconnectStartParams(keys, values, 1);
 }
@@ -223,8 +233,8 @@ static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
 
         if (db->state == DB_CONNECTING) {
                 /* libpq leaves the timeout of a nonblocking connect to us. */
-                log_warnx("connecting to the database took over %lld ms: trying again",
-                          (long long)db->timeout_ms);
+                log_warnx("connecting to the database (%s) took over %lld ms: trying again",
+                          db->name, (long long)db->timeout_ms);
                 free_events(db);
                 PQfinish(db->conn);
                 db->conn = NULL;
@@ -234,8 +244,8 @@ static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
         }
         if (db->state != DB_UP || (db->inflight == NULL && !db->listen_inflight))
                 return;
-        log_warnx("the database did not answer within %lld ms: reconnecting",
-                  (long long)db->timeout_ms);
+        log_warnx("the database did not answer within %lld ms (%s): reconnecting",
+                  (long long)db->timeout_ms, db->name);
         abort_socket(db);
         db_lost(db);
 }
@@ -324,8 +334,8 @@ static void db_became_up(struct db *db)
         db->state = DB_UP;
         db->backoff_ms = RECONNECT_MIN_MS;
         db->last_error[0] = '\0';
-        log_info("database connection up (server %d, pid %d)", PQserverVersion(db->conn),
-                 PQbackendPID(db->conn));
+        log_info("database connection up (%s: server %d, pid %d)", db->name,
+                 PQserverVersion(db->conn), PQbackendPID(db->conn));
         db->state_cb(true, db->arg);
         db_send_next(db);
 }
@@ -365,8 +375,8 @@ static void db_connect_cb(evutil_socket_t fd, short what, void *arg)
         }
 failed:
         set_error(db, PQerrorMessage(db->conn));
-        log_warnx("cannot connect to the database: %s (retrying in %lld ms)", db->last_error,
-                  (long long)db->backoff_ms);
+        log_warnx("cannot connect to the database (%s): %s (retrying in %lld ms)", db->name,
+                  db->last_error, (long long)db->backoff_ms);
         evtimer_del(db->watchdog_ev);
         free_events(db);
         PQfinish(db->conn);
@@ -474,7 +484,8 @@ static void deliver_notifies(struct db *db)
         PGnotify *n;
 
         while ((n = PQnotifies(db->conn)) != NULL) {
-                db->notify_cb(n->extra, db->arg);
+                if (db->notify_cb != NULL)
+                        db->notify_cb(n->extra, db->arg);
                 PQfreemem(n);
         }
 }

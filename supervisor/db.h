@@ -1,6 +1,7 @@
 /*
- * db.h - chimerad's one PostgreSQL connection, driven by libpq's
- * asynchronous API inside the libevent loop.
+ * db.h - a PostgreSQL connection of chimerad, driven by libpq's
+ * asynchronous API inside the libevent loop.  chimerad has two: one for
+ * claims and everything else, one for the writes of task updates.
  *
  * Callers queue statements; they run one after another in FIFO order and
  * each callback gets its result.  The connection is opened in the
@@ -33,12 +34,15 @@ typedef void (*db_state_cb)(bool up, void *arg);
 typedef void (*db_notify_cb)(const char *payload, void *arg);
 
 /*
- * Creates the client; conninfo (a libpq connection string or URL, copied)
- * may be "" for the PG* environment variables.  Nothing connects until
- * db_start().  Never returns NULL.
+ * Creates the client; name (borrowed: a string literal) says what the
+ * connection is for in log lines; conninfo (a libpq connection string or
+ * URL, copied) may be "" for the PG* environment variables; with
+ * listen_channel, notify_cb gets its notifications (else may be NULL).
+ * Nothing connects until db_start().  Never returns NULL.
  */
-struct db *db_new(struct event_base *base, const char *conninfo, const char *listen_channel,
-                  db_state_cb state_cb, db_notify_cb notify_cb, void *arg);
+struct db *db_new(struct event_base *base, const char *name, const char *conninfo,
+                  const char *listen_channel, db_state_cb state_cb, db_notify_cb notify_cb,
+                  void *arg);
 
 /*
  * Sets the longest wait for a statement's answer before the connection is

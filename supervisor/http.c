@@ -314,13 +314,13 @@ static void reply_db_error(struct http_req *hr, PGresult *res, const char *what)
 static void health(struct http_req *hr)
 {
         struct supervisor *sv = hr->h->sv;
-        bool db_up = db_is_up(sv->db);
+        bool db_up = supervisor_db_up(sv);
         bool ok = db_up && sv->state != SUP_STARTING;
         json_t *pool = pool_status_json(&sv->pool);
         json_t *db = json_pack("{s:b}", "up", db_up);
 
-        if (!db_up && *db_last_error(sv->db) != '\0')
-                json_object_set_new(db, "error", json_string(db_last_error(sv->db)));
+        if (!db_up && *supervisor_db_error(sv) != '\0')
+                json_object_set_new(db, "error", json_string(supervisor_db_error(sv)));
         reply_json(hr, ok ? 200 : 503,
                    json_pack("{s:s, s:o, s:{s:O, s:O, s:O, s:O}, s:{s:s, s:s}}", "status",
                              ok ? "ok" : "unavailable", "database", db, "pool", "size",
@@ -489,7 +489,8 @@ static void metrics_reply(struct http_req *hr, const json_t *counts)
         evbuffer_add_printf(b, "chimera_supervisor_uptime_seconds %.3f\n",
                             (double)(util_now_ms() - sv->started_ms) / 1000.0);
         metric_u64(b, "chimera_database_up", "gauge",
-                   "1 while the database connection is up, else 0.", db_is_up(sv->db) ? 1 : 0);
+                   "1 while both database connections are up, else 0.",
+                   supervisor_db_up(sv) ? 1 : 0);
         metrics_pool(b, sv);
         metrics_tasks(b, &sv->stats);
         metrics_agents(b, &sv->stats);

@@ -131,7 +131,7 @@ static void status_text(const struct supervisor *sv, enum sup_state state, char 
 {
         const struct sup_stats *st = &sv->stats;
         int total = sv->pool.size > 0 ? sv->pool.size : sv->cfg->pool_size;
-        bool up = sv->db != NULL && db_is_up(sv->db);
+        bool up = supervisor_db_up(sv);
         unsigned long long done = st->succeeded + st->failed;
         const char *prefix = state == SUP_DRAINING   ? "draining: "
                              : state == SUP_STOPPING ? "stopping: "

@@ -21,6 +21,15 @@
  * row, renews the leases of the tasks we hold and requeues (or kills, when
  * attempts are used up) tasks whose lease expired under any other owner or
  * under us without our holding them any more.
+ *
+ * Writes go out on a connection of their own (sv->wdb), everything else on
+ * sv->db, so that the server works on a claim and a write at once.  What
+ * needs an order stays on one connection: a heartbeat and the claims (the
+ * first heartbeat after a reconnect requeues rows leased to us that we do
+ * not hold, which a claim in flight must not be).  Writes and claims touch
+ * different rows (running ones of ours, queued ones), and a claim that
+ * depends on a write (pool.prefetch 0: a worker's next task after its last
+ * outcome) waits for that write's answer.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +87,7 @@ struct queue {
         struct op *by_key[OP_BUCKETS]; /* the pending ops by task attempt */
         int pending_outcomes;          /* pending ops with an outcome ("running" is none) */
         struct oplist inflight;        /* the batch being written */
+        int inflight_outcomes;         /* its ops with an outcome */
         struct jbuf batch;             /* its text; the memory is kept for the next */
         struct event *poll_ev, *heartbeat_ev;
         struct event *flush_ev; /* a delayed write is due (WRITE_DELAY_MS) */
@@ -110,7 +120,7 @@ struct queue {
  * at commit.
  */
 /* Most task updates written by one statement. */
-#define WRITE_BATCH_MAX 512
+#define WRITE_BATCH_MAX 256
 
 /*
  * With pool.prefetch, claims do not wait for outcomes, so a write may wait
@@ -154,11 +164,10 @@ static const char WRITE_SQL[] =
     " SELECT * FROM jsonb_to_recordset($2::jsonb)"
     "   AS o(id bigint, attempt int, status text, state jsonb, result jsonb, error text,"
     "        delay_ms bigint, events jsonb)"
-    "), owned AS ("
-    " SELECT o.* FROM o JOIN chimera.tasks t"
-    "   ON t.id = o.id AND t.attempts = o.attempt AND t.lease_owner = $1::uuid"
-    "  AND t.status = 'running'"
     "), u AS ("
+    /* The fence is part of the update's own condition, so that it is checked
+     * again on the row's newest version should another statement change the
+     * row while this one waits for it. */
     " UPDATE chimera.tasks t SET"
     "   status = CASE o.status"
     "     WHEN 'retry' THEN CASE WHEN t.attempts >= t.max_attempts THEN 'dead' ELSE 'queued' END"
@@ -177,12 +186,14 @@ static const char WRITE_SQL[] =
     "                      THEN now() ELSE t.finished_at END,"
     "   lease_owner = CASE WHEN o.status = 'running' THEN t.lease_owner END,"
     "   lease_expires_at = CASE WHEN o.status = 'running' THEN t.lease_expires_at END"
-    "  FROM owned o WHERE t.id = o.id"
-    "  RETURNING t.id, o.attempt, t.status, o.status AS op, o.error, o.delay_ms"
+    "  FROM o"
+    " WHERE t.id = o.id AND t.attempts = o.attempt AND t.lease_owner = $1::uuid"
+    "   AND t.status = 'running'"
+    "  RETURNING t.id, o.attempt, t.status, o.status AS op, o.error, o.delay_ms, o.events"
     "), ev AS ("
     " INSERT INTO chimera.task_events (task_id, attempt, kind, phase, detail, at)"
-    " SELECT o.id, o.attempt, e.kind, e.phase, e.detail, coalesce(e.at, clock_timestamp())"
-    "   FROM owned o, jsonb_to_recordset(coalesce(o.events, '[]'::jsonb))"
+    " SELECT u.id, u.attempt, e.kind, e.phase, e.detail, coalesce(e.at, clock_timestamp())"
+    "   FROM u, jsonb_to_recordset(coalesce(u.events, '[]'::jsonb))"
     "        AS e(kind text, phase text, detail jsonb, at timestamptz)"
     " UNION ALL"
     " SELECT u.id, u.attempt, CASE u.status WHEN 'queued' THEN 'retried' ELSE u.status END,"
@@ -206,10 +217,15 @@ static const char HEARTBEAT_SQL[] =
     "), held AS ("
     " SELECT (jsonb_array_elements_text($8::jsonb))::bigint AS id"
     "), l AS ("
+    /* Rows that our write connection holds locked are skipped, not waited for:
+     * that write ends them, and two statements locking the same rows in their
+     * own orders could deadlock. */
     " UPDATE chimera.tasks t"
     "    SET lease_expires_at = now() + $7::bigint * interval '1 millisecond'"
-    "  WHERE t.lease_owner = $1::uuid AND t.status = 'running'"
-    "    AND t.id IN (SELECT id FROM held)"
+    "  WHERE t.id IN (SELECT id FROM chimera.tasks"
+    "                  WHERE lease_owner = $1::uuid AND status = 'running'"
+    "                    AND id IN (SELECT id FROM held)"
+    "                  FOR UPDATE SKIP LOCKED)"
     "), x AS ("
     " SELECT id, lease_owner FROM chimera.tasks"
     "  WHERE status = 'running' AND lease_expires_at < now()"
@@ -455,10 +471,22 @@ void queue_free(struct queue *q)
 
 /* ---- schema check and registration ---- */
 
+/* Ready once the schema is checked and both connections are up. */
+static void maybe_ready(struct queue *q)
+{
+        struct supervisor *sv = q->sv;
+
+        if (sv->state != SUP_STARTING || !q->registered || !db_is_up(sv->wdb))
+                return;
+        sv->state = SUP_RUNNING;
+        notify_ready(sv);
+        log_info("supervisor %s ready: pool of %d, queues %s", sv->id, sv->pool.size,
+                 q->queues_literal);
+}
+
 static void schema_cb(PGresult *res, void *arg)
 {
         struct queue *q = arg;
-        struct supervisor *sv = q->sv;
         int have, want = migrate_latest_version();
 
         q->nbusy_statements--;
@@ -481,12 +509,7 @@ static void schema_cb(PGresult *res, void *arg)
                           have, want);
         q->registered = true;
         heartbeat_send(q);
-        if (sv->state == SUP_STARTING) {
-                sv->state = SUP_RUNNING;
-                notify_ready(sv);
-                log_info("supervisor %s ready: pool of %d, queues %s", sv->id, sv->pool.size,
-                         q->queues_literal);
-        }
+        maybe_ready(q);
         queue_kick(q);
 }
 
@@ -502,6 +525,16 @@ void queue_db_state(struct queue *q, bool up)
         q->maybe_empty = false;
         q->recover = true;
         heartbeat_send(q);
+        queue_flush(q);
+        queue_kick(q);
+}
+
+void queue_write_db_state(struct queue *q, bool up)
+{
+        if (!up)
+                return;
+        maybe_ready(q);
+        /* A batch lost with the old connection was merged back: written again. */
         queue_flush(q);
         queue_kick(q);
 }
@@ -749,14 +782,16 @@ void queue_kick(struct queue *q)
         ready_pump(q);
         if (sv->state != SUP_RUNNING || q->claim_inflight || q->maybe_empty || !db_is_up(sv->db))
                 return;
-        /* Without prefetch, never more tasks running in the table than workers. */
+        /* What is claimed must be written: not while the writes cannot go out, nor
+         * while they lag a full batch behind (bounded memory for what waits). */
+        if (!db_is_up(sv->wdb) || q->pending.len >= WRITE_BATCH_MAX)
+                return;
+        /* Without prefetch, never more tasks running in the table than workers:
+         * a worker whose outcome is not committed yet is idle, but its task still
+         * runs in the table until the write connection commits it, so a claim for
+         * it waits for that (write_cb kicks again). */
         if (prefetch == 0)
-                idle = pool_idle_count(&sv->pool) -
-                       q->pending_outcomes; /* Outcomes not yet handed
-                                             * to the database: their workers are idle, but a claim
-                                             * for them must wait until the outcome is queued ahead
-                                             * of it on the connection, or the table would briefly
-                                             * show more tasks running than we have workers. */
+                idle = pool_idle_count(&sv->pool) - q->pending_outcomes - q->inflight_outcomes;
         else if ((int)q->ready_len > prefetch / 2)
                 return; /* refilled once half is used: a claim per task would cost a
                          * statement and a commit per task at agent-program rates */
@@ -986,6 +1021,7 @@ static void merge_back(struct queue *q)
                 list_remove(&q->inflight, op);
                 pending_add(q, op);
         }
+        q->inflight_outcomes = 0;
         while ((op = later.head) != NULL) {
                 struct op *older = pending_find(q, op->id, op->attempt);
                 list_remove(&later, op);
@@ -1003,6 +1039,7 @@ static void inflight_free(struct queue *q)
 {
         struct op *op;
 
+        q->inflight_outcomes = 0;
         while ((op = q->inflight.head) != NULL) {
                 list_remove(&q->inflight, op);
                 op_free(op);
@@ -1081,7 +1118,7 @@ static void queue_flush(struct queue *q)
         const char *params[2];
         struct op *op;
 
-        if (q->write_inflight || q->pending.len == 0 || !db_is_up(sv->db))
+        if (q->write_inflight || q->pending.len == 0 || !db_is_up(sv->wdb))
                 return;
         if (sv->cfg->pool_prefetch > 0 && sv->state == SUP_RUNNING && !q->flush_due &&
             q->pending.len < WRITE_BATCH_MIN) {
@@ -1101,13 +1138,14 @@ static void queue_flush(struct queue *q)
                         jbuf_lit(&q->batch, ",");
                 op_write(&q->batch, op);
                 list_append(&q->inflight, op);
+                q->inflight_outcomes += op_has_outcome(op);
         }
         jbuf_raw(&q->batch, "]", 2); /* with the NUL a parameter needs */
         params[0] = sv->id;
         params[1] = q->batch.p;
         q->write_inflight = true;
         q->nbusy_statements++;
-        db_query_prepared(sv->db, "chimera_write", WRITE_SQL, 2, params, write_cb, q);
+        db_query_prepared(sv->wdb, "chimera_write", WRITE_SQL, 2, params, write_cb, q);
 }
 
 /* ---- heartbeat, leases, reaper ---- */

@@ -24,8 +24,11 @@ void queue_free(struct queue *q);
 /* sv->cfg was replaced (SIGHUP): rebuild what derives from it. */
 void queue_reconfigure(struct queue *q);
 
-/* The database connection came up or went down. */
+/* The database connection for claims (sv->db) came up or went down. */
 void queue_db_state(struct queue *q, bool up);
+
+/* The connection for writes (sv->wdb) came up or went down. */
+void queue_write_db_state(struct queue *q, bool up);
 
 /* A NOTIFY arrived: new tasks may be waiting. */
 void queue_notified(struct queue *q);

@@ -2,7 +2,7 @@
  * test_faults.c - the fault suite: real processes killed with SIGKILL (a
  * supervisor, a worker in each phase of a task), the real PostgreSQL
  * stopped and started again under a running chimerad (mid-run, and timed
- * to cut an outcome's write or the claim queued behind it), SIGTERM with
+ * to cut an outcome's write or the claim waiting for it), SIGTERM with
  * tasks that outlive shutdown_timeout.
  *
  * Whatever the fault, afterwards the queue must add up (check_queue): every
@@ -505,7 +505,8 @@ END_TEST
  * of HOLD_OUTCOMES, so A's outcome, once sent, waits in flight when the
  * server stops.  With queue_c, task C is queued (with that payload) while
  * A runs, so that the claim that A's free worker asks for waits behind
- * that write in chimerad's statement queue.  Returns A's id, C's in *c.
+ * that write's commit (pool.prefetch 0: the table never shows more tasks
+ * running than there are workers).  Returns A's id, C's in *c.
  * The lease is 30 s: a lost outcome would leave A running well past the
  * tests' waits, and no periodic heartbeat (every 10 s) comes in between.
  */
@@ -590,8 +591,8 @@ START_TEST(outcome_being_written_when_postgres_stops_is_written_when_it_is_back)
 END_TEST
 
 /*
- * The claim that waited behind the cut write goes out on the new
- * connection and hands C to the worker: C is then ours and running, and
+ * The claim that waited for the cut write goes out once the write is in,
+ * on the new connections, and hands C to the worker: C is then ours and running, and
  * must not be taken for a claim lost with the old connection (requeued
  * while it runs, its outcome refused, run a second time).
  */
@@ -618,6 +619,76 @@ START_TEST(claim_queued_when_postgres_stops_runs_its_task_once)
         ck_assert_msg(h_int(sql) == 1, "task %lld was claimed more than once: %s", c, events);
         snprintf(needle, sizeof(needle), "task %lld: succeeded (", c);
         ck_assert_int_eq(count_occurrences(text, needle), 1);
+}
+END_TEST
+
+/*
+ * Writes have a connection of their own.  While a write waits in flight
+ * (on the test's lock, holding the row locks of the tasks it updates),
+ * heartbeats and claims go on over the other connection; when the writing
+ * connection is killed, its batch is written again over a new one and
+ * every task ends once, with the attempt that ran.
+ */
+START_TEST(write_connection_lost_while_claims_go_on)
+{
+        static char text[1 << 20];
+        char sql[512], beat[64];
+        PGconn *locker;
+        PGresult *r;
+        json_t *cfg;
+        long long a, b;
+        pid_t sup, workers[16];
+
+        write_config(2, "3s", NULL); /* a heartbeat every second */
+        cfg = load_json(H.config);
+        ck_assert_int_eq(json_object_set_new(cfg, "log", json_pack("{s:s}", "level", "debug")), 0);
+        save_json(cfg, H.config);
+        h_exec(HOLD_OUTCOMES);
+        locker = PQconnectdb(H.url);
+        ck_assert_msg(PQstatus(locker) == CONNECTION_OK, "%s", PQerrorMessage(locker));
+        snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(%d)", HOLD_KEY);
+        r = PQexec(locker, sql);
+        ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+        PQclear(r);
+
+        sup = h_start_chimerad(H.config, "chimerad");
+        wait_workers(sup, 2, workers);
+        ck_assert(h_wait_int("SELECT count(*) FROM chimera.supervisors", 1, 30000));
+        a = h_int("INSERT INTO chimera.tasks (workflow) VALUES ('noop') RETURNING id");
+        ck_assert_msg(h_wait_int("SELECT count(*) FROM pg_stat_activity "
+                                 "WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' "
+                                 "AND datname = current_database() "
+                                 "AND query LIKE '%jsonb_to_recordset%'",
+                                 1, 30000),
+                      "A's outcome never waited on the lock");
+        /* The claim connection is not held up by the stuck write. */
+        b = h_int("INSERT INTO chimera.tasks (workflow, payload) "
+                  "VALUES ('sleep', '{\"ms\": 200}') RETURNING id");
+        snprintf(sql, sizeof(sql), COUNT_TASKS("id = %lld AND status = 'running'"), b);
+        ck_assert_msg(h_wait_int(sql, 1, 30000), "B was not claimed while A's write waited");
+        /* Nor are heartbeats, though A's row is locked by our own write. */
+        h_text("SELECT heartbeat_at::text FROM chimera.supervisors", beat, sizeof(beat));
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM chimera.supervisors WHERE heartbeat_at > '%s'", beat);
+        ck_assert_msg(h_wait_int(sql, 1, 30000), "no heartbeat while A's write waited");
+        snprintf(sql, sizeof(sql), COUNT_TASKS("id = %lld AND status = 'running'"), a);
+        ck_assert_int_eq(h_int(sql), 1);
+
+        ck_assert_int_eq(h_int("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                               "WHERE wait_event = 'advisory' AND datname = current_database() "
+                               "AND query LIKE '%jsonb_to_recordset%'"),
+                         1);
+        PQfinish(locker);
+        wait_succeeded(2, 30000);
+        ck_assert_int_eq(h_int(COUNT_TASKS("attempts = 1")), 2);
+        check_queue(2);
+        ck_assert(still_running(sup));
+        read_log(text, sizeof(text));
+        ck_assert_msg(strstr(text, "database connection lost (writes)") != NULL,
+                      "the write connection's loss was not logged");
+        assert_not_logged(text, "database connection lost (claims)");
+        assert_not_logged(text, "task updates failed");
+        assert_not_logged(text, "task updates were refused");
 }
 END_TEST
 
@@ -867,6 +938,7 @@ Suite *faults_suite(void)
         tcase_add_test(cut_outcome,
                        outcome_being_written_when_postgres_stops_is_written_when_it_is_back);
         tcase_add_test(cut_claim, claim_queued_when_postgres_stops_runs_its_task_once);
+        tcase_add_test(tc, write_connection_lost_while_claims_go_on);
         tcase_add_test(tc, sigterm_with_long_tasks_drains_or_requeues_uncharged);
         tcase_add_test(tc, two_supervisors_with_one_killed_drain_every_task);
         tcase_add_test(tc, three_supervisors_with_one_killed_drain_every_task);
