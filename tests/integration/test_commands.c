@@ -876,15 +876,16 @@ START_TEST(migrate_twice_creates_the_schema_then_finds_it_current)
         ck_assert_int_eq(ctl_split("--database", H.url, "migrate", NULL), 0);
         ck_assert_msg(strstr(out, "applied 001_init") != NULL, "%s", out);
         ck_assert_msg(strstr(out, "applied 002_retention") != NULL, "%s", out);
-        ck_assert_msg(strstr(out, "schema is now at version 2") != NULL, "%s", out);
+        ck_assert_msg(strstr(out, "applied 003_event_key") != NULL, "%s", out);
+        ck_assert_msg(strstr(out, "schema is now at version 3") != NULL, "%s", out);
         ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.tasks"), 0);
         ck_assert_int_eq(ctl_split("--database", H.url, "migrate", NULL), 0);
-        ck_assert_str_eq(out, "schema is up to date (version 2)\n");
+        ck_assert_str_eq(out, "schema is up to date (version 3)\n");
 
         ck_assert_int_eq(ctl_split("--database", H.url, "migrate", "--json", NULL), 0);
         j = parse_out();
-        ck_assert_int_eq(json_integer_value(json_object_get(j, "from_version")), 2);
-        ck_assert_int_eq(json_integer_value(json_object_get(j, "version")), 2);
+        ck_assert_int_eq(json_integer_value(json_object_get(j, "from_version")), 3);
+        ck_assert_int_eq(json_integer_value(json_object_get(j, "version")), 3);
         ck_assert_int_eq(json_array_size(json_object_get(j, "applied")), 0);
         json_decref(j);
 
@@ -892,19 +893,51 @@ START_TEST(migrate_twice_creates_the_schema_then_finds_it_current)
         ck_assert_int_eq(ctl_split("--database", H.url, "--json", "migrate", NULL), 0);
         j = parse_out();
         ck_assert_int_eq(json_integer_value(json_object_get(j, "from_version")), 0);
-        ck_assert_int_eq(json_array_size(json_object_get(j, "applied")), 2);
+        ck_assert_int_eq(json_array_size(json_object_get(j, "applied")), 3);
         ck_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "applied"), 0)),
                          "001_init");
         ck_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "applied"), 1)),
                          "002_retention");
+        ck_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "applied"), 2)),
+                         "003_event_key");
         json_decref(j);
 
         /* The config's database, as for every command; and a supervisor starts on it. */
         h_write_config(1, NULL);
         ck_assert_int_eq(CTL("migrate"), 0);
-        ck_assert_str_eq(out, "schema is up to date (version 2)\n");
+        ck_assert_str_eq(out, "schema is up to date (version 3)\n");
         h_start_chimerad(H.config, "chimerad");
         ck_assert(wait_status(submit_sql("noop", "{}", "default"), "succeeded"));
+}
+END_TEST
+
+/*
+ * A database at schema version 2 (task_events keyed by id, with a second
+ * index on (task_id, id)) keeps its events through 003_event_key and ends
+ * with the one index, its primary key on (task_id, id).
+ */
+START_TEST(migrate_from_version_2_keeps_the_events_under_one_key)
+{
+        h_exec("ALTER TABLE chimera.task_events DROP CONSTRAINT task_events_pkey;"
+               "ALTER TABLE chimera.task_events ADD PRIMARY KEY (id);"
+               "CREATE INDEX task_events_task_idx ON chimera.task_events (task_id, id);"
+               "DELETE FROM chimera.schema_version WHERE version = 3;"
+               "INSERT INTO chimera.task_events (task_id, attempt, kind)"
+               " SELECT i / 4, 1, 'claimed' FROM generate_series(4, 403) AS i");
+        ck_assert_int_eq(ctl_split("--database", H.url, "migrate", NULL), 0);
+        ck_assert_msg(strstr(out, "applied 003_event_key") != NULL, "%s", out);
+        ck_assert_msg(strstr(out, "schema is now at version 3") != NULL, "%s", out);
+        ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.task_events"), 400);
+        ck_assert_int_eq(h_int("SELECT count(*) FROM pg_indexes WHERE schemaname = 'chimera'"
+                               " AND tablename = 'task_events'"),
+                         1);
+        ck_assert_int_eq(h_int("SELECT count(*) FROM pg_index i"
+                               " JOIN pg_class c ON c.oid = i.indexrelid"
+                               " WHERE c.relname = 'task_events_pkey' AND i.indisprimary"
+                               " AND i.indkey::text = '2 1'"),
+                         1);
+        ck_assert_int_eq(ctl_split("--database", H.url, "migrate", NULL), 0);
+        ck_assert_str_eq(out, "schema is up to date (version 3)\n");
 }
 END_TEST
 
@@ -1003,6 +1036,7 @@ Suite *commands_suite(void)
         tcase_add_test(tc, pause_stops_claims_from_a_queue_and_resume_restarts_them);
         tcase_add_test(tc, reload_applies_a_good_config_and_refuses_a_broken_one);
         tcase_add_test(tc, migrate_twice_creates_the_schema_then_finds_it_current);
+        tcase_add_test(tc, migrate_from_version_2_keeps_the_events_under_one_key);
         tcase_add_test(tc, every_command_says_when_its_database_or_supervisor_is_missing);
         tcase_add_test(tc, help_for_every_command_fits_80_columns);
         suite_add_tcase(s, tc);

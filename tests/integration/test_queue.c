@@ -91,8 +91,8 @@ START_TEST(migrate_twice_and_concurrently_is_safe)
         }
         ck_assert_int_eq(h_run(argv, out, sizeof(out)), 0);
         ck_assert_ptr_nonnull(strstr(out, "up to date"));
-        /* Each migration in sql/ applied once: 001_init, 002_retention. */
-        ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.schema_version"), 2);
+        /* Each migration in sql/ applied once: 001_init, 002_retention, 003_event_key. */
+        ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.schema_version"), 3);
         h_exec("INSERT INTO chimera.tasks (workflow, payload) VALUES ('noop', '{}')");
 }
 END_TEST
