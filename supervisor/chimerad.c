@@ -166,7 +166,7 @@ void supervisor_maybe_finish(struct supervisor *sv)
                 return;
         pool_shutdown(&sv->pool);
         if (!pool_all_exited(&sv->pool) || !queue_quiet(sv->queue) ||
-            !retention_quiet(sv->retention) || !db_is_up(sv->db))
+            !retention_quiet(sv->retention) || !db_is_up(sv->wdb))
                 return;
         if (!sv->deregistered) {
                 sv->deregistered = true;
@@ -296,7 +296,6 @@ static void database_state_cb(bool up, void *arg)
         struct supervisor *sv = arg;
 
         queue_db_state(sv->queue, up);
-        retention_db_state(sv->retention, up);
         supervisor_maybe_finish(sv);
 }
 
@@ -305,6 +304,7 @@ static void write_database_state_cb(bool up, void *arg)
         struct supervisor *sv = arg;
 
         queue_write_db_state(sv->queue, up);
+        retention_db_state(sv->retention, up);
         supervisor_maybe_finish(sv);
 }
 
@@ -393,10 +393,12 @@ static int run(struct supervisor *sv)
         if (sv->cfg->http_listen != NULL && (sv->http = http_new(sv)) == NULL)
                 return 1;
         notify_start(sv);
-        /* One connection for claims and the rest, one for the writes of task
-         * updates, so that the server works on both at once (queue.c). */
+        /* One connection for claims and the heartbeat, one for the writes of
+         * task updates and the rest, so that the server works on both at once;
+         * the claims' is planned once, generically (queue.c says why). */
         sv->db = db_new(sv->base, "claims", database_conninfo(sv->cfg), "chimera_tasks",
                         database_state_cb, database_notify_cb, sv);
+        db_set_session_sql(sv->db, "SET plan_cache_mode = force_generic_plan");
         sv->wdb = db_new(sv->base, "writes", database_conninfo(sv->cfg), NULL,
                          write_database_state_cb, NULL, sv);
         /* A statement unanswered for a lease is a dead connection: by then our

@@ -139,8 +139,8 @@ struct supervisor {
         bool deregistered;
 
         struct pool pool;
-        struct db *db;  /* claims, heartbeat, LISTEN and everything else */
-        struct db *wdb; /* the writes of task updates (queue.c) */
+        struct db *db;  /* claims, heartbeat, LISTEN (queue.c) */
+        struct db *wdb; /* the writes of task updates, and the rest */
         struct control *control;
         struct queue *queue;
         struct breakers *breakers;

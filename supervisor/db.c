@@ -48,6 +48,7 @@ struct db {
         char *conninfo;
         const char *name;  /* what the connection is for, in log lines */
         char app_name[64]; /* "chimerad NAME", its application_name unless conninfo sets one */
+        char *session_sql; /* run first on every new connection (db_set_session_sql), or NULL */
         char *listen_sql;  /* "LISTEN channel", or NULL */
         db_state_cb state_cb;
         db_notify_cb notify_cb;
@@ -62,8 +63,9 @@ struct db {
 
         struct db_query_list queue;
         struct db_query *inflight;
-        PGresult *result; /* kept result of the in-flight statement */
-        bool listen_inflight;
+        PGresult *result;                   /* kept result of the in-flight statement */
+        const char *setup_inflight;         /* session_sql or listen_sql in flight, or NULL */
+        bool session_done;                  /* session_sql was run on this connection */
         bool listening;                     /* LISTEN done on this connection */
         bool preparing;                     /* the in-flight statement is being prepared first */
         const char *prepared[MAX_PREPARED]; /* names prepared on this connection */
@@ -174,7 +176,8 @@ static void db_lost(struct db *db)
         db->sock = -1;
         db->state = DB_DOWN;
         db->inflight = NULL;
-        db->listen_inflight = false;
+        db->setup_inflight = NULL;
+        db->session_done = false;
         db->listening = false;
         db->preparing = false;
         db->nprepared = 0;
@@ -242,7 +245,7 @@ static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
                 schedule_reconnect(db);
                 return;
         }
-        if (db->state != DB_UP || (db->inflight == NULL && !db->listen_inflight))
+        if (db->state != DB_UP || (db->inflight == NULL && db->setup_inflight == NULL))
                 return;
         log_warnx("the database did not answer within %lld ms (%s): reconnecting",
                   (long long)db->timeout_ms, db->name);
@@ -282,6 +285,12 @@ static void watchdog_arm(struct db *db)
 void db_set_timeout(struct db *db, int64_t timeout_ms)
 {
         db->timeout_ms = timeout_ms;
+}
+
+void db_set_session_sql(struct db *db, const char *sql)
+{
+        free(db->session_sql);
+        db->session_sql = sql != NULL ? util_strdup(sql) : NULL;
 }
 
 void db_start(struct db *db)
@@ -458,15 +467,19 @@ static void db_send_next(struct db *db)
 {
         struct db_query *q;
 
-        if (db->state != DB_UP || db->inflight != NULL || db->listen_inflight)
+        if (db->state != DB_UP || db->inflight != NULL || db->setup_inflight != NULL)
                 return;
-        if (db->listen_sql != NULL && !db->listening) {
-                /* LISTEN goes first on every new connection, before anything queued. */
-                if (!PQsendQuery(db->conn, db->listen_sql)) {
+        /* The session's settings, then LISTEN, go first on every new connection,
+         * before anything queued. */
+        if (db->session_sql != NULL && !db->session_done)
+                db->setup_inflight = db->session_sql;
+        else if (db->listen_sql != NULL && !db->listening)
+                db->setup_inflight = db->listen_sql;
+        if (db->setup_inflight != NULL) {
+                if (!PQsendQuery(db->conn, db->setup_inflight)) {
                         db_lost(db);
                         return;
                 }
-                db->listen_inflight = true;
                 watchdog_arm(db);
                 flush_output(db);
                 return;
@@ -498,12 +511,17 @@ static void finish_statement(struct db *db)
 
         evtimer_del(db->watchdog_ev);
         db->result = NULL;
-        if (db->listen_inflight) {
-                db->listen_inflight = false;
-                if (PQresultStatus(res) != PGRES_COMMAND_OK)
-                        log_warnx("%s failed: %s", db->listen_sql, PQresultErrorMessage(res));
+        if (db->setup_inflight != NULL) {
+                const char *sql = db->setup_inflight;
+                bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+                db->setup_inflight = NULL;
+                if (!ok)
+                        log_warnx("%s failed: %s", sql, PQresultErrorMessage(res));
+                if (sql == db->session_sql)
+                        db->session_done = true; /* not retried: the session works without */
                 else
-                        db->listening = true;
+                        db->listening = ok;
                 PQclear(res);
                 return;
         }
@@ -540,7 +558,7 @@ static void read_results(struct db *db)
                 return;
         }
         deliver_notifies(db);
-        while ((db->inflight != NULL || db->listen_inflight) && !PQisBusy(db->conn)) {
+        while ((db->inflight != NULL || db->setup_inflight != NULL) && !PQisBusy(db->conn)) {
                 res = PQgetResult(db->conn);
                 if (res == NULL) {
                         finish_statement(db);
@@ -608,6 +626,7 @@ void db_free(struct db *db)
                 TAILQ_REMOVE(&db->queue, q, entry);
                 query_free(q);
         }
+        free(db->session_sql);
         free(db->listen_sql);
         free(db->conninfo);
         free(db);

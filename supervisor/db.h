@@ -1,13 +1,15 @@
 /*
  * db.h - a PostgreSQL connection of chimerad, driven by libpq's
  * asynchronous API inside the libevent loop.  chimerad has two: one for
- * claims and everything else, one for the writes of task updates.
+ * claims and the heartbeat, one for the writes of task updates and the
+ * rest (queue.c says why).
  *
  * Callers queue statements; they run one after another in FIFO order and
  * each callback gets its result.  The connection is opened in the
  * background and reopened with a back-off whenever it is lost; every
- * statement not answered when it is lost gets a NULL result.  LISTEN is
- * re-issued on every new connection before anything queued.
+ * statement not answered when it is lost gets a NULL result.  The session
+ * statements and LISTEN are re-issued on every new connection before
+ * anything queued.
  */
 #ifndef CHIMERA_DB_H
 #define CHIMERA_DB_H
@@ -49,6 +51,13 @@ struct db *db_new(struct event_base *base, const char *name, const char *conninf
  * taken as dead and replaced (0, the default, waits forever).
  */
 void db_set_timeout(struct db *db, int64_t timeout_ms);
+
+/*
+ * Sets statements (sql, copied; several may be separated by semicolons) that
+ * run first on every new connection, before LISTEN and anything queued,
+ * such as SET for the session.  A failure is logged and not retried.
+ */
+void db_set_session_sql(struct db *db, const char *sql);
 
 /* Starts connecting (in the background). */
 void db_start(struct db *db);

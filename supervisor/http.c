@@ -613,7 +613,7 @@ static const char *insert_sql(struct http *h, unsigned given)
 /* Answers 503 for a database that is down now. */
 static void reply_db_down(struct http_req *hr)
 {
-        const char *err = db_last_error(hr->h->sv->db);
+        const char *err = db_last_error(hr->h->sv->wdb);
 
         reply_error(hr, 503, "the database is not available%s%s", *err ? ": " : "", err);
 }
@@ -656,7 +656,7 @@ static void post_task(struct http_req *hr)
         if (params[HTTP_TASK_MAX_ATTEMPTS] == NULL && hr->h->sv->cfg->retry_max_attempts > 0 &&
             asprintf(&params[HTTP_TASK_MAX_ATTEMPTS], "%d", hr->h->sv->cfg->retry_max_attempts) < 0)
                 fatalx("%s: out of memory", __func__);
-        if (!db_is_up(hr->h->sv->db)) {
+        if (!db_is_up(hr->h->sv->wdb)) {
                 reply_db_down(hr);
                 goto out;
         }
@@ -667,7 +667,7 @@ static void post_task(struct http_req *hr)
                 }
         }
         hr_wait(hr, HTTP_DB_WAIT_MS, post_expire);
-        db_query(hr->h->sv->db, insert_sql(hr->h, mask), n, (const char *const *)given,
+        db_query(hr->h->sv->wdb, insert_sql(hr->h, mask), n, (const char *const *)given,
                  post_done_cb, hr);
 out:
         for (int f = 0; f < HTTP_TASK_NFIELDS; f++)
@@ -710,12 +710,12 @@ static void get_task(struct http_req *hr)
                             util_utf8_cut(id, 32), id);
                 return;
         }
-        if (!db_is_up(hr->h->sv->db)) {
+        if (!db_is_up(hr->h->sv->wdb)) {
                 reply_db_down(hr);
                 return;
         }
         hr_wait(hr, HTTP_DB_WAIT_MS, get_expire);
-        db_query(hr->h->sv->db, sql, 1, params, get_done_cb, hr);
+        db_query(hr->h->sv->wdb, sql, 1, params, get_done_cb, hr);
 }
 
 /* ---- routing ---- */

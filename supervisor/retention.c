@@ -139,7 +139,7 @@ static void send_batch(struct retention *r)
         snprintf(limit, sizeof(limit), "%d", RETENTION_BATCH);
         r->inflight = true;
         r->sent_ms = util_now_ms();
-        db_query(r->sv->db, DELETE_SQL, 2, params, batch_cb, r);
+        db_query(r->sv->wdb, DELETE_SQL, 2, params, batch_cb, r);
 }
 
 /*
@@ -151,7 +151,7 @@ static const char *cannot_run(const struct retention *r)
 {
         if (r->sv->cfg->retention_ms == 0)
                 return "retention was turned off";
-        if (!db_is_up(r->sv->db))
+        if (!db_is_up(r->sv->wdb))
                 return "the database connection was lost";
         if (r->sv->state != SUP_RUNNING)
                 return "the supervisor is stopping";
@@ -165,7 +165,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
         if (r->inflight)
                 return;
-        if (r->sv->state == SUP_STARTING && r->sv->cfg->retention_ms > 0 && db_is_up(r->sv->db)) {
+        if (r->sv->state == SUP_STARTING && r->sv->cfg->retention_ms > 0 && db_is_up(r->sv->wdb)) {
                 schedule(r, START_RETRY_MS);
                 return;
         }
