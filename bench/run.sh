@@ -563,10 +563,11 @@ explain_claim() { # TITLE
         'WITH c AS'*) ;;
         *) die "could not take CLAIM_SQL from supervisor/queue.c" ;;
         esac
-        say "EXPLAIN (ANALYZE, BUFFERS) of the claim statement (its generic plan, as chimerad runs it), $1:"
+        say "EXPLAIN (ANALYZE, BUFFERS) of the claim statement (generic plan, no JIT, as chimerad runs it), $1:"
         "$PSQL" -X -q -At -v ON_ERROR_STOP=1 -d "$url" <<EOF | sed 's/^/    /'
 BEGIN;
 SET LOCAL plan_cache_mode = force_generic_plan;
+SET LOCAL jit = off;
 PREPARE claim(uuid, bigint, text[], int, text) AS $q;
 EXPLAIN (ANALYZE, BUFFERS) EXECUTE claim('00000000-0000-4000-8000-000000000000', 60000,
                                          '{default}', $POOL, 'bench');

@@ -398,9 +398,12 @@ static int run(struct supervisor *sv)
          * the claims' is planned once, generically (queue.c says why). */
         sv->db = db_new(sv->base, "claims", database_conninfo(sv->cfg), "chimera_tasks",
                         database_state_cb, database_notify_cb, sv);
-        db_set_session_sql(sv->db, "SET plan_cache_mode = force_generic_plan");
+        db_set_session_sql(sv->db, "SET plan_cache_mode = force_generic_plan; SET jit = off");
         sv->wdb = db_new(sv->base, "writes", database_conninfo(sv->cfg), NULL,
                          write_database_state_cb, NULL, sv);
+        /* Short statements all: compiling one (past jit_above_cost, which a generic
+         * plan's estimates over a large backlog reach) costs more than it saves. */
+        db_set_session_sql(sv->wdb, "SET jit = off");
         /* A statement unanswered for a lease is a dead connection: by then our
          * leases are lapsing anyway, and the results wait in memory. */
         db_set_timeout(sv->db, sv->cfg->lease_ms);
