@@ -12,8 +12,8 @@
  * retry holds at that moment.  A full batch means there may be more: the
  * next batch follows after a pause as long as the last one took, so that
  * even a large backlog of expired rows uses at most about half of the
- * connection's time, and the claims and writes queued meanwhile go first
- * (the connection runs statements in FIFO order, one at a time).  A short
+ * write connection's time (sv->wdb), and the writes queued meanwhile go
+ * first (the connection runs statements in FIFO order, one at a time).  A short
  * batch ends the run; the next starts one period later.
  *
  * The period is a tenth of the retention, between 1 s and 60 s: how much
