@@ -2,7 +2,7 @@
  * test_prefetch.c - pool.prefetch: tasks claimed ahead of free workers.
  *
  * Claimed-ahead tasks are leased and count as running to everyone else;
- * these tests check that they still run exactly once, keep their lease
+ * these tests check that they still run exactly once, in priority order, keep their lease
  * while they wait, go back uncharged when the supervisor stops before a
  * worker took them, and can be cancelled while they wait.
  */
@@ -58,6 +58,47 @@ START_TEST(prefetched_tasks_each_run_once)
                                "OR count(*) FILTER (WHERE kind = 'succeeded') <> 1) x"),
                          0);
         ck_assert_int_eq(h_int("SELECT count(DISTINCT task_id) FROM chimera.task_events"), 1000);
+}
+END_TEST
+
+/*
+ * Higher priority runs first, then older: with one worker the tasks start in
+ * claim order, whether each claim takes one task (prefetch 0) or one claim
+ * takes them all (prefetch 20, the dispatch order being the claim's).
+ */
+static void tasks_start_in_priority_order(int prefetch)
+{
+        char started[1024], expected[1024];
+
+        write_config(1, prefetch, NULL);
+        h_exec(
+            "INSERT INTO chimera.queues (name, paused, paused_at) VALUES ('default', true, now())");
+        h_exec("INSERT INTO chimera.tasks (workflow, priority)"
+               " SELECT 'noop', 1 + i * 7 % 5 FROM generate_series(1, 20) AS i");
+        h_start_chimerad(H.config, "chimerad");
+        ck_assert(h_wait_int("SELECT count(*) FROM chimera.supervisors", 1, 30000));
+        h_exec("UPDATE chimera.queues SET paused = false; NOTIFY chimera_tasks");
+        ck_assert(
+            h_wait_int("SELECT count(*) FROM chimera.tasks WHERE status = 'succeeded'", 20, 30000));
+        h_text("SELECT string_agg(task_id::text, ' ' ORDER BY at) FROM chimera.task_events"
+               " WHERE kind = 'phase_started'",
+               started, sizeof(started));
+        h_text("SELECT string_agg(id::text, ' ' ORDER BY priority DESC, run_at, id)"
+               " FROM chimera.tasks",
+               expected, sizeof(expected));
+        ck_assert_msg(strcmp(started, expected) == 0, "prefetch %d: started %s, expected %s",
+                      prefetch, started, expected);
+}
+
+START_TEST(tasks_start_in_priority_order_one_claim_each)
+{
+        tasks_start_in_priority_order(0);
+}
+END_TEST
+
+START_TEST(tasks_start_in_priority_order_claimed_together)
+{
+        tasks_start_in_priority_order(20);
 }
 END_TEST
 
@@ -150,6 +191,8 @@ Suite *prefetch_suite(void)
         TCase *tc = h_tcase("prefetch");
 
         tcase_add_test(tc, prefetched_tasks_each_run_once);
+        tcase_add_test(tc, tasks_start_in_priority_order_one_claim_each);
+        tcase_add_test(tc, tasks_start_in_priority_order_claimed_together);
         tcase_add_test(tc, claimed_ahead_tasks_keep_their_lease_while_they_wait);
         tcase_add_test(tc, stopping_gives_claimed_ahead_tasks_back_uncharged);
         tcase_add_test(tc, a_claimed_ahead_task_can_be_cancelled);
