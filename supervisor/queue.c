@@ -576,33 +576,37 @@ static const struct workflow *find_workflow(struct queue *q, const char *name, c
 }
 
 /*
- * Builds the task frame body.  payload and state come from PostgreSQL as
- * jsonb text, valid JSON already, so they are spliced in as they are rather
- * than parsed and printed again.
+ * Builds the task frame body (NUL-terminated, its length in *len).  payload
+ * and state come from PostgreSQL as jsonb text, valid JSON already, and the
+ * definition and agents are config texts: they are spliced in as they are
+ * rather than parsed and printed again.
  */
-static char *task_frame(const struct task *t, const char *payload, const char *state,
+static char *task_frame(const struct task *t, struct jtext payload, struct jtext state,
                         const char *def, const char *agents, const char *open, size_t *len)
 {
-        json_t *head =
-            json_pack("{s:s, s:I, s:i, s:s, s:s}", "type", "task", "id", (json_int_t)t->id,
-                      "attempt", t->attempt, "workflow", t->workflow, "trace_id", t->trace_id);
-        char *h = head ? json_dumps(head, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-        char *body;
-        size_t hl;
+        struct jbuf b = {0};
 
-        json_decref(head);
-        if (h == NULL)
-                return NULL;
-        hl = strlen(h) - 1; /* drop the closing brace */
-        *len =
-            hl + strlen(payload) + strlen(state) + strlen(def) + strlen(agents) + strlen(open) + 80;
-        body = util_calloc(1, *len + 1);
-        *len = (size_t)snprintf(body, *len + 1,
-                                "%.*s,\"payload\":%s,\"state\":%s,\"definition\":%s,\"agents\":%s,"
-                                "\"open_agents\":%s}",
-                                (int)hl, h, payload, state, def, agents, open);
-        free(h);
-        return body;
+        jbuf_lit(&b, "{\"type\":\"task\",\"id\":");
+        jbuf_int(&b, t->id);
+        jbuf_lit(&b, ",\"attempt\":");
+        jbuf_int(&b, t->attempt);
+        jbuf_lit(&b, ",\"workflow\":");
+        jbuf_str(&b, t->workflow);
+        jbuf_lit(&b, ",\"trace_id\":");
+        jbuf_str(&b, t->trace_id);
+        jbuf_lit(&b, ",\"payload\":");
+        jbuf_raw(&b, payload.p, payload.n);
+        jbuf_lit(&b, ",\"state\":");
+        jbuf_raw(&b, state.p, state.n);
+        jbuf_lit(&b, ",\"definition\":");
+        jbuf_raw(&b, def, strlen(def));
+        jbuf_lit(&b, ",\"agents\":");
+        jbuf_raw(&b, agents, strlen(agents));
+        jbuf_lit(&b, ",\"open_agents\":");
+        jbuf_raw(&b, open, strlen(open));
+        jbuf_raw(&b, "}", 2); /* with a NUL after it */
+        *len = b.len - 1;
+        return b.p;
 }
 
 static void ready_push(struct queue *q, struct task *t, char *frame, size_t len)
@@ -707,6 +711,8 @@ static void dispatch_row(struct queue *q, PGresult *res, int row)
         const char *def = NULL, *agents = NULL;
         char err[256], *body, *open;
         size_t len = 0;
+        struct jtext payload = {PQgetvalue(res, row, 3), (size_t)PQgetlength(res, row, 3)};
+        struct jtext state = {PQgetvalue(res, row, 5), (size_t)PQgetlength(res, row, 5)};
 
         t->id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
         t->attempt = atoi(PQgetvalue(res, row, 1));
@@ -724,19 +730,16 @@ static void dispatch_row(struct queue *q, PGresult *res, int row)
         t->timeout_ms = wf->timeout_ms;
         /* Rows are spliced into the frame unparsed: refuse here what a worker could not
          * decode, rather than have it die on the frame at every attempt. */
-        if (frame_check_json(PQgetvalue(res, row, 3), (size_t)PQgetlength(res, row, 3), "payload",
-                             err, sizeof(err)) < 0 ||
-            frame_check_json(PQgetvalue(res, row, 5), (size_t)PQgetlength(res, row, 5),
-                             "the checkpoint (state)", err, sizeof(err)) < 0) {
+        if (frame_check_json(payload.p, payload.n, "payload", err, sizeof(err)) < 0 ||
+            frame_check_json(state.p, state.n, "the checkpoint (state)", err, sizeof(err)) < 0) {
                 log_warnx("task %lld: %s", (long long)t->id, err);
                 queue_finish(q, t, "failed", JTEXT_NONE, err, JTEXT_NONE);
                 goto out;
         }
         open = breakers_open_list(sv->breakers);
-        body = task_frame(t, PQgetvalue(res, row, 3), PQgetvalue(res, row, 5), def, agents, open,
-                          &len);
+        body = task_frame(t, payload, state, def, agents, open, &len);
         free(open);
-        if (body == NULL || len > (size_t)sv->cfg->pool_max_frame_size) {
+        if (len > (size_t)sv->cfg->pool_max_frame_size) {
                 snprintf(err, sizeof(err),
                          "task is too large to hand to a worker: %zu bytes "
                          "exceed pool.max_frame_size (%lld)",
