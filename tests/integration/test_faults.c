@@ -488,6 +488,11 @@ END_TEST
  * chimera.task_events (of this test's database) takes the lock first.
  */
 #define HOLD_KEY 4242
+/* A write (jsonb_to_recordset is its mark) waiting for that lock. */
+#define WRITE_WAITING                                                                              \
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "                    \
+        "AND wait_event = 'advisory' AND datname = current_database() "                            \
+        "AND query LIKE '%jsonb_to_recordset%'"
 #define HOLD_OUTCOMES                                                                              \
         "CREATE FUNCTION public.hold_outcomes() RETURNS trigger LANGUAGE plpgsql AS $$ "           \
         "BEGIN "                                                                                   \
@@ -498,6 +503,37 @@ END_TEST
         "END $$; "                                                                                 \
         "CREATE TRIGGER hold_outcomes BEFORE INSERT ON chimera.task_events "                       \
         "FOR EACH ROW EXECUTE FUNCTION public.hold_outcomes()"
+
+/*
+ * Starts a chimerad with pool_size workers, the given lease and debug
+ * logging (the log then shows each dispatch and each write, for the
+ * diagnosis), with HOLD_OUTCOMES installed and its lock held by the
+ * connection returned in *locker.  Returns chimerad's pid once it is
+ * registered.
+ */
+static pid_t start_with_outcomes_held(int pool_size, const char *lease, PGconn **locker)
+{
+        char sql[64];
+        PGresult *r;
+        json_t *cfg;
+        pid_t sup, workers[16];
+
+        write_config(pool_size, lease, NULL);
+        cfg = load_json(H.config);
+        ck_assert_int_eq(json_object_set_new(cfg, "log", json_pack("{s:s}", "level", "debug")), 0);
+        save_json(cfg, H.config);
+        h_exec(HOLD_OUTCOMES);
+        *locker = PQconnectdb(H.url);
+        ck_assert_msg(PQstatus(*locker) == CONNECTION_OK, "%s", PQerrorMessage(*locker));
+        snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(%d)", HOLD_KEY);
+        r = PQexec(*locker, sql);
+        ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+        PQclear(r);
+        sup = h_start_chimerad(H.config, "chimerad");
+        wait_workers(sup, pool_size, workers);
+        ck_assert(h_wait_int("SELECT count(*) FROM chimera.supervisors", 1, 30000));
+        return sup;
+}
 
 /*
  * The same outage, timed to cut the statement that writes an outcome: a
@@ -514,27 +550,9 @@ static long long restart_postgres_while_an_outcome_is_written(const char *queue_
 {
         char sql[512];
         PGconn *locker;
-        PGresult *r;
-        json_t *cfg;
         long long a;
-        pid_t sup, workers[16];
+        pid_t sup = start_with_outcomes_held(1, "30s", &locker);
 
-        write_config(1, "30s", NULL);
-        cfg = load_json(H.config);
-        /* Debug: the log then shows each dispatch and each write, for the diagnosis. */
-        ck_assert_int_eq(json_object_set_new(cfg, "log", json_pack("{s:s}", "level", "debug")), 0);
-        save_json(cfg, H.config);
-        h_exec(HOLD_OUTCOMES);
-        locker = PQconnectdb(H.url);
-        ck_assert_msg(PQstatus(locker) == CONNECTION_OK, "%s", PQerrorMessage(locker));
-        snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(%d)", HOLD_KEY);
-        r = PQexec(locker, sql);
-        ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
-        PQclear(r);
-
-        sup = h_start_chimerad(H.config, "chimerad");
-        wait_workers(sup, 1, workers);
-        ck_assert(h_wait_int("SELECT count(*) FROM chimera.supervisors", 1, 30000));
         a = h_int("INSERT INTO chimera.tasks (workflow, payload) "
                   "VALUES ('sleep', '{\"ms\": 1000}') RETURNING id");
         ck_assert(h_wait_int(RUNNING, 1, 30000));
@@ -545,13 +563,8 @@ static long long restart_postgres_while_an_outcome_is_written(const char *queue_
                          queue_c);
                 *c = h_int(sql);
         }
-        /* A's outcome (jsonb_to_recordset is the mark of a write) waits for our lock. */
-        ck_assert_msg(h_wait_int("SELECT count(*) FROM pg_stat_activity "
-                                 "WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' "
-                                 "AND datname = current_database() "
-                                 "AND query LIKE '%jsonb_to_recordset%'",
-                                 1, 30000),
-                      "A's outcome never waited on the lock");
+        /* A's outcome waits for our lock. */
+        ck_assert_msg(h_wait_int(WRITE_WAITING, 1, 30000), "A's outcome never waited on the lock");
         if (queue_c != NULL)
                 ck_assert_int_eq(h_int(RUNNING), 1); /* C's claim is not through */
         h_pg("pause");
@@ -634,33 +647,11 @@ START_TEST(write_connection_lost_while_claims_go_on)
         static char text[1 << 20];
         char sql[512], beat[64];
         PGconn *locker;
-        PGresult *r;
-        json_t *cfg;
         long long a, b;
-        pid_t sup, workers[16];
+        pid_t sup = start_with_outcomes_held(2, "3s", &locker); /* a heartbeat every second */
 
-        write_config(2, "3s", NULL); /* a heartbeat every second */
-        cfg = load_json(H.config);
-        ck_assert_int_eq(json_object_set_new(cfg, "log", json_pack("{s:s}", "level", "debug")), 0);
-        save_json(cfg, H.config);
-        h_exec(HOLD_OUTCOMES);
-        locker = PQconnectdb(H.url);
-        ck_assert_msg(PQstatus(locker) == CONNECTION_OK, "%s", PQerrorMessage(locker));
-        snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(%d)", HOLD_KEY);
-        r = PQexec(locker, sql);
-        ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
-        PQclear(r);
-
-        sup = h_start_chimerad(H.config, "chimerad");
-        wait_workers(sup, 2, workers);
-        ck_assert(h_wait_int("SELECT count(*) FROM chimera.supervisors", 1, 30000));
         a = h_int("INSERT INTO chimera.tasks (workflow) VALUES ('noop') RETURNING id");
-        ck_assert_msg(h_wait_int("SELECT count(*) FROM pg_stat_activity "
-                                 "WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' "
-                                 "AND datname = current_database() "
-                                 "AND query LIKE '%jsonb_to_recordset%'",
-                                 1, 30000),
-                      "A's outcome never waited on the lock");
+        ck_assert_msg(h_wait_int(WRITE_WAITING, 1, 30000), "A's outcome never waited on the lock");
         /* The claim connection is not held up by the stuck write. */
         b = h_int("INSERT INTO chimera.tasks (workflow, payload) "
                   "VALUES ('sleep', '{\"ms\": 200}') RETURNING id");
