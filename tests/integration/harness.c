@@ -2,13 +2,16 @@
  * harness.c - see harness.h.  Everything here talks to the real thing: a
  * real PostgreSQL, the real binaries, real signals.
  */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -268,13 +271,13 @@ void h_text(const char *sql, char *buf, size_t size)
         PQclear(r);
 }
 
-static void sleep_ms(int ms)
+void h_sleep_ms(int ms)
 {
         struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
 }
 
-static long long now_ms(void)
+long long h_now_ms(void)
 {
         struct timespec ts;
 
@@ -284,14 +287,14 @@ static long long now_ms(void)
 
 bool h_wait_int(const char *sql, long long want, int timeout_ms)
 {
-        long long deadline = now_ms() + timeout_ms;
+        long long deadline = h_now_ms() + timeout_ms;
 
         for (;;) {
                 if (h_int(sql) == want)
                         return true;
-                if (now_ms() > deadline)
+                if (h_now_ms() > deadline)
                         return false;
-                sleep_ms(20);
+                h_sleep_ms(20);
         }
 }
 
@@ -329,16 +332,16 @@ int h_children(pid_t parent, const char *comm, pid_t *pids, int max)
 
 int h_wait_exit(pid_t pid, int timeout_ms)
 {
-        long long deadline = now_ms() + timeout_ms;
+        long long deadline = h_now_ms() + timeout_ms;
         int status;
 
         for (;;) {
                 pid_t r = waitpid(pid, &status, WNOHANG);
                 if (r == pid)
                         return status;
-                if (r < 0 || now_ms() > deadline)
+                if (r < 0 || h_now_ms() > deadline)
                         return -1;
-                sleep_ms(20);
+                h_sleep_ms(20);
         }
 }
 
@@ -446,17 +449,38 @@ void h_write_config_text(const char *text)
         ck_assert_int_eq(fclose(f), 0);
 }
 
-/*
- * Reads /proc/PID/NAME (NUL-separated strings) into buf, NUL-terminated;
- * returns its length, 0 when the process is gone or not ours to read.
- */
-static size_t read_proc(const char *pid, const char *name, char *buf, size_t size)
+int h_free_port(int family)
 {
-        char path[300];
+        struct sockaddr_storage ss = {0};
+        socklen_t len =
+            family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+        int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0), p = -1;
+
+        if (family == AF_INET) {
+                struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+                sin->sin_family = AF_INET;
+                sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        } else {
+                struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+                sin6->sin6_family = AF_INET6;
+                sin6->sin6_addr = in6addr_loopback;
+        }
+        if (fd >= 0 && bind(fd, (struct sockaddr *)&ss, len) == 0 &&
+            getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+                p = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                            : ((struct sockaddr_in6 *)&ss)->sin6_port);
+        if (fd >= 0)
+                close(fd);
+        return p;
+}
+
+size_t h_read_proc(pid_t pid, const char *name, char *buf, size_t size)
+{
+        char path[128];
         size_t n;
         FILE *f;
 
-        snprintf(path, sizeof(path), "/proc/%s/%s", pid, name);
+        snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
         f = fopen(path, "r");
         if (f == NULL)
                 return 0;
@@ -466,10 +490,10 @@ static size_t read_proc(const char *pid, const char *name, char *buf, size_t siz
         return n;
 }
 
-static bool env_has(const char *pid, const char *entry)
+static bool env_has(pid_t pid, const char *entry)
 {
         static char env[1 << 16];
-        size_t n = read_proc(pid, "environ", env, sizeof(env));
+        size_t n = h_read_proc(pid, "environ", env, sizeof(env));
 
         for (size_t i = 0; i < n; i += strlen(env + i) + 1) {
                 if (strcmp(env + i, entry) == 0)
@@ -478,10 +502,10 @@ static bool env_has(const char *pid, const char *entry)
         return false;
 }
 
-static bool cmdline_has(const char *pid, const char *part)
+static bool cmdline_has(pid_t pid, const char *part)
 {
         static char cmd[1 << 14];
-        size_t n = read_proc(pid, "cmdline", cmd, sizeof(cmd));
+        size_t n = h_read_proc(pid, "cmdline", cmd, sizeof(cmd));
 
         for (size_t i = 0; n > 0 && i < n - 1; i++) {
                 if (cmd[i] == '\0')
@@ -500,12 +524,15 @@ static int procs_with_env(const char *var_value, const char *cmdline_part, pid_t
         ck_assert_ptr_nonnull(d);
         *first = 0;
         while ((e = readdir(d)) != NULL) {
+                pid_t pid;
+
                 if (e->d_name[0] < '1' || e->d_name[0] > '9')
                         continue;
-                if (env_has(e->d_name, var_value) &&
-                    (cmdline_part == NULL || cmdline_has(e->d_name, cmdline_part))) {
+                pid = (pid_t)atoi(e->d_name);
+                if (env_has(pid, var_value) &&
+                    (cmdline_part == NULL || cmdline_has(pid, cmdline_part))) {
                         if (n++ == 0)
-                                *first = (pid_t)atoi(e->d_name);
+                                *first = pid;
                 }
         }
         closedir(d);
@@ -560,15 +587,15 @@ void h_pg_ensure_running(void)
 
 void h_reconnect(int timeout_ms)
 {
-        long long deadline = now_ms() + timeout_ms;
+        long long deadline = h_now_ms() + timeout_ms;
 
         for (;;) {
                 PQreset(H.conn);
                 if (PQstatus(H.conn) == CONNECTION_OK)
                         return;
-                ck_assert_msg(now_ms() < deadline, "cannot reconnect to %s: %s", H.url,
+                ck_assert_msg(h_now_ms() < deadline, "cannot reconnect to %s: %s", H.url,
                               PQerrorMessage(H.conn));
-                sleep_ms(100);
+                h_sleep_ms(100);
         }
 }
 

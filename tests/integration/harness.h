@@ -68,6 +68,19 @@ long long h_int(const char *sql);
 void h_text(const char *sql, char *buf, size_t size);
 
 /* Polls sql every 20 ms until it returns want, or timeout_ms passes. */
+/* A TCP port free now on the loopback address of family (AF_INET or AF_INET6), or -1. */
+int h_free_port(int family);
+
+/*
+ * Reads /proc/PID/NAME into buf, NUL-terminated (NUL-separated files keep
+ * their NULs); returns its length, 0 when the process is gone or not ours.
+ */
+size_t h_read_proc(pid_t pid, const char *name, char *buf, size_t size);
+
+/* CLOCK_MONOTONIC in milliseconds; a pause between two looks at a condition. */
+long long h_now_ms(void);
+void h_sleep_ms(int ms);
+
 bool h_wait_int(const char *sql, long long want, int timeout_ms);
 
 /* Waits until the chimerad it started has exactly n ready workers (via ps). */

@@ -160,18 +160,10 @@ static void edit_config(const char *from, const char *to)
         h_write_config_text(edited);
 }
 
-static long long now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 /* Waits until chimerad (parent) has one chimera-worker child, other than old; returns it, or 0. */
 static pid_t wait_new_worker(pid_t parent, pid_t old)
 {
-        long long deadline = now_ms() + WAIT_MS;
+        long long deadline = h_now_ms() + WAIT_MS;
         struct timespec pause = {0, 20 * 1000000L};
 
         for (;;) {
@@ -179,7 +171,7 @@ static pid_t wait_new_worker(pid_t parent, pid_t old)
                 int n = h_children(parent, "chimera-worker", pids, 4);
                 if (n == 1 && pids[0] != old)
                         return pids[0];
-                if (now_ms() > deadline)
+                if (h_now_ms() > deadline)
                         return 0;
                 nanosleep(&pause, NULL);
         }
@@ -652,17 +644,17 @@ START_TEST(cancel_of_a_running_task_kills_its_agent_program)
         h_text(env, trace, sizeof(trace));
         snprintf(env, sizeof(env), "CHIMERA_TRACE_ID=%s", trace);
         /* The agent (its shell, and its sleep) carries the trace in its environment. */
-        for (long long deadline = now_ms() + WAIT_MS; h_count_procs_with_env(env, NULL) < 1;) {
+        for (long long deadline = h_now_ms() + WAIT_MS; h_count_procs_with_env(env, NULL) < 1;) {
                 struct timespec pause = {0, 20 * 1000000L};
-                ck_assert_msg(now_ms() < deadline, "the agent did not start");
+                ck_assert_msg(h_now_ms() < deadline, "the agent did not start");
                 nanosleep(&pause, NULL);
         }
 
         snprintf(id_text, sizeof(id_text), "%lld", id);
         ck_assert_int_eq(CTL("cancel", id_text), 0);
-        for (long long deadline = now_ms() + WAIT_MS; h_count_procs_with_env(env, NULL) > 0;) {
+        for (long long deadline = h_now_ms() + WAIT_MS; h_count_procs_with_env(env, NULL) > 0;) {
                 struct timespec pause = {0, 20 * 1000000L};
-                ck_assert_msg(now_ms() < deadline, "the agent outlived the cancel");
+                ck_assert_msg(h_now_ms() < deadline, "the agent outlived the cancel");
                 nanosleep(&pause, NULL);
         }
         ck_assert(wait_status(id, "cancelled"));
@@ -736,7 +728,7 @@ END_TEST
 /* Waits for a NOTIFY on channel with payload on H.conn (which LISTENs); true when it came. */
 static bool wait_notify(const char *channel, const char *payload)
 {
-        long long deadline = now_ms() + WAIT_MS;
+        long long deadline = h_now_ms() + WAIT_MS;
         struct timespec pause = {0, 20 * 1000000L};
 
         for (;;) {
@@ -749,7 +741,7 @@ static bool wait_notify(const char *channel, const char *payload)
                         if (match)
                                 return true;
                 }
-                if (now_ms() > deadline)
+                if (h_now_ms() > deadline)
                         return false;
                 nanosleep(&pause, NULL);
         }

@@ -73,14 +73,6 @@ static void check_queue(long long ntasks)
         ck_assert_msg(bad[0] == '\0', "tasks that do not add up: %s", bad);
 }
 
-static long long now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 /*
  * What the queue looks like, for failure messages: the count of tasks by
  * status, then up to five tasks that did not succeed, with their lease,
@@ -206,10 +198,11 @@ static void write_chimera_config(int pool_size)
 /* Waits until chimerad sup has n workers; fills pids (room for 16). */
 static void wait_workers(pid_t sup, int n, pid_t *pids)
 {
-        long long deadline = now_ms() + 30000;
+        long long deadline = h_now_ms() + 30000;
 
         while (h_children(sup, "chimera-worker", pids, 16) != n) {
-                ck_assert_msg(now_ms() < deadline, "chimerad %d never had %d workers", (int)sup, n);
+                ck_assert_msg(h_now_ms() < deadline, "chimerad %d never had %d workers", (int)sup,
+                              n);
                 usleep(20000);
         }
 }
@@ -235,11 +228,11 @@ static bool worker_alive(pid_t pid)
 /* Asserts that the n workers in pids, orphaned by their supervisor, all exit. */
 static void assert_workers_exit(const pid_t *pids, int n, int timeout_ms)
 {
-        long long deadline = now_ms() + timeout_ms;
+        long long deadline = h_now_ms() + timeout_ms;
 
         for (int i = 0; i < n; i++) {
                 while (worker_alive(pids[i])) {
-                        ck_assert_msg(now_ms() < deadline,
+                        ck_assert_msg(h_now_ms() < deadline,
                                       "worker %d outlived its supervisor by %d ms", (int)pids[i],
                                       timeout_ms);
                         usleep(20000);
@@ -295,7 +288,7 @@ static json_t *ctl_status(const char *config, char *out, size_t outsz)
 static pid_t worker_running(long long id, const char *phase, int timeout_ms)
 {
         static char out[1 << 16];
-        long long deadline = now_ms() + timeout_ms;
+        long long deadline = h_now_ms() + timeout_ms;
         json_t *reply, *w;
         size_t i;
         pid_t pid;
@@ -313,8 +306,8 @@ static pid_t worker_running(long long id, const char *phase, int timeout_ms)
                 json_decref(reply);
                 if (pid > 0)
                         return pid;
-                ck_assert_msg(now_ms() < deadline, "no worker shows task %lld in phase %s: %s", id,
-                              phase, out);
+                ck_assert_msg(h_now_ms() < deadline, "no worker shows task %lld in phase %s: %s",
+                              id, phase, out);
                 usleep(20000);
         }
 }
@@ -419,24 +412,24 @@ START_TEST(postgres_restarted_mid_run_loses_nothing)
                              1, 60000));
         h_text("SELECT now()::text", pause_at, sizeof(pause_at));
         h_pg("pause");
-        paused_ms = now_ms();
+        paused_ms = h_now_ms();
 
         /* While the database is away, the supervisor still answers, and says so. */
-        deadline = now_ms() + 8000;
+        deadline = h_now_ms() + 8000;
         for (;;) {
                 reply = ctl_status(H.config, out, sizeof(out));
                 db = json_object_get(reply, "database");
                 if (json_is_false(json_object_get(db, "up")))
                         break;
                 json_decref(reply);
-                ck_assert_msg(now_ms() < deadline, "status never showed the database down: %s",
+                ck_assert_msg(h_now_ms() < deadline, "status never showed the database down: %s",
                               out);
                 usleep(50000);
         }
         ck_assert_msg(json_is_null(json_object_get(reply, "tasks")), "%s", out);
         json_decref(reply);
         /* Down for about ten seconds: leases (2 s) run out meanwhile. */
-        while (now_ms() < paused_ms + 10000) {
+        while (h_now_ms() < paused_ms + 10000) {
                 ck_assert_msg(still_running(sup), "chimerad died while the database was down");
                 usleep(100000);
         }

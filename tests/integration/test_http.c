@@ -38,46 +38,6 @@ static struct resp R;
 static int port;
 static pid_t chimerad;
 
-static long long now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-}
-
-/* A TCP port free now on addr (AF_INET or AF_INET6 loopback), or -1. */
-static int free_port(int family)
-{
-        struct sockaddr_storage ss = {0};
-        socklen_t len =
-            family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
-        int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0), p = -1;
-
-        if (family == AF_INET) {
-                struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-                sin->sin_family = AF_INET;
-                sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        } else {
-                struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-                sin6->sin6_family = AF_INET6;
-                sin6->sin6_addr = in6addr_loopback;
-        }
-        if (fd >= 0 && bind(fd, (struct sockaddr *)&ss, len) == 0 &&
-            getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-                p = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-                                            : ((struct sockaddr_in6 *)&ss)->sin6_port);
-        if (fd >= 0)
-                close(fd);
-        return p;
-}
-
 /*
  * The inode of a TCP socket in /proc/net/tcp with 127.0.0.1:p as its local
  * (remote false) or remote address, in state (hex: "0A" listening, "01"
@@ -230,15 +190,15 @@ static void assert_error(int status, const char *what)
 /* Polls path until it answers with want, or timeout_ms passes. */
 static bool wait_status(const char *path, int want, int timeout_ms)
 {
-        long long deadline = now_ms() + timeout_ms;
+        long long deadline = h_now_ms() + timeout_ms;
 
         for (;;) {
                 http("GET", path, NULL, NULL);
                 if (R.status == want)
                         return true;
-                if (now_ms() > deadline)
+                if (h_now_ms() > deadline)
                         return false;
-                sleep_ms(50);
+                h_sleep_ms(50);
         }
 }
 
@@ -272,7 +232,7 @@ static void write_small_config(const char *database, const char *lease)
 /* Starts chimerad with HTTP (extra: more members of "http") and waits for /health 200. */
 static void start(int pool, const char *extra)
 {
-        port = free_port(AF_INET);
+        port = h_free_port(AF_INET);
         ck_assert_int_gt(port, 0);
         h_write_config(pool, http_member(extra));
         chimerad = h_start_chimerad(H.config, "chimerad");
@@ -316,10 +276,10 @@ END_TEST
 START_TEST(health_is_503_when_the_database_is_down)
 {
         char url[128];
-        int dead = free_port(AF_INET);
+        int dead = h_free_port(AF_INET);
         json_t *j;
 
-        port = free_port(AF_INET);
+        port = h_free_port(AF_INET);
         /* Nothing listens on dead: chimerad keeps trying, and stays up. */
         snprintf(url, sizeof(url), "postgresql://chimera@127.0.0.1:%d/none?connect_timeout=2",
                  dead);
@@ -585,12 +545,12 @@ START_TEST(post_creates_a_task_that_runs)
 
         /* It runs: GET follows it to the end. */
         snprintf(path, sizeof(path), "/api/tasks/%lld", id);
-        for (long long deadline = now_ms() + 30000;; sleep_ms(50)) {
+        for (long long deadline = h_now_ms() + 30000;; h_sleep_ms(50)) {
                 http("GET", path, NULL, NULL);
                 ck_assert_int_eq(R.status, 200);
                 if (strstr(R.body, "\"status\": \"succeeded\"") != NULL)
                         break;
-                ck_assert_msg(now_ms() < deadline, "task did not succeed: %s", R.body);
+                ck_assert_msg(h_now_ms() < deadline, "task did not succeed: %s", R.body);
         }
         j = body_json();
         ck_assert_int_eq(json_integer_value(json_object_get(j, "id")), id);
@@ -679,7 +639,7 @@ START_TEST(post_requires_the_bearer_token_when_configured)
         /* A token file that cannot be read, or is empty, stops start-up. */
         snprintf(token_file, sizeof(token_file), "%s/token", H.dir);
         snprintf(extra, sizeof(extra), "\"token_file\": \"%s\"", token_file);
-        port = free_port(AF_INET);
+        port = h_free_port(AF_INET);
         h_write_config(1, http_member(extra));
         pid = h_start_chimerad(H.config, "missing");
         st = h_wait_exit(pid, 30000);
@@ -874,7 +834,7 @@ START_TEST(stopping_with_a_request_waiting_for_the_database_is_clean)
         /* A lease (the database's answer timeout) longer than the drain's
          * wait for the database, so that the request is still waiting when
          * the supervisor exits. */
-        port = free_port(AF_INET);
+        port = h_free_port(AF_INET);
         write_small_config(H.url, "60s");
         chimerad = h_start_chimerad(H.config, "chimerad");
         ck_assert_msg(wait_status("/health", 200, 30000), "no healthy /health: %s", R.raw);
@@ -893,8 +853,8 @@ START_TEST(stopping_with_a_request_waiting_for_the_database_is_clean)
                 _exit(127);
         }
         /* Once connected, its request reaches chimerad at once: the loop is free. */
-        for (deadline = now_ms() + 10000; tcp_socket(true, port, "01") == 0; sleep_ms(20))
-                ck_assert_msg(now_ms() < deadline, "curl did not connect");
+        for (deadline = h_now_ms() + 10000; tcp_socket(true, port, "01") == 0; h_sleep_ms(20))
+                ck_assert_msg(h_now_ms() < deadline, "curl did not connect");
         ck_assert_int_eq(kill(chimerad, SIGTERM), 0);
         st = h_wait_exit(chimerad, 60000);
         h_exec("COMMIT");
@@ -917,33 +877,33 @@ START_TEST(a_database_that_does_not_answer_gets_an_answer_in_time)
         char path[400], log[1 << 16];
         long long t0;
 
-        port = free_port(AF_INET);
+        port = h_free_port(AF_INET);
         write_small_config(H.url, "60s");
         chimerad = h_start_chimerad(H.config, "chimerad");
         ck_assert_msg(wait_status("/health", 200, 30000), "no healthy /health: %s", R.raw);
         h_exec("BEGIN");
         h_exec("LOCK TABLE chimera.tasks IN ACCESS EXCLUSIVE MODE");
 
-        t0 = now_ms();
+        t0 = h_now_ms();
         http_opts("GET", "/metrics", NULL, NULL, NULL, slow);
         ck_assert_msg(R.status == 200, "%s", R.raw);
-        ck_assert_int_ge(now_ms() - t0, 4000);
+        ck_assert_int_ge(h_now_ms() - t0, 4000);
         ck_assert_msg(strstr(R.body, "\nchimera_database_up 1\n") != NULL, "%s", R.body);
         ck_assert_msg(strstr(R.body, "chimera_queue_tasks{") == NULL, "%s", R.body);
 
-        t0 = now_ms();
+        t0 = h_now_ms();
         http_opts("POST", "/api/tasks", "{\"workflow\": \"noop\"}", NULL, NULL, slow);
         assert_error(503, "the database did not answer within 10 s");
-        ck_assert_int_ge(now_ms() - t0, 9000);
+        ck_assert_int_ge(h_now_ms() - t0, 9000);
         h_exec("COMMIT");
 
         ck_assert(h_wait_int("SELECT count(*) FROM chimera.tasks", 1, 30000));
         snprintf(path, sizeof(path), "%s/chimerad.log", H.dir);
-        for (long long deadline = now_ms() + 30000;; sleep_ms(50)) {
+        for (long long deadline = h_now_ms() + 30000;; h_sleep_ms(50)) {
                 h_read_file(path, log, sizeof(log));
                 if (strstr(log, "was created after its request had been answered 503") != NULL)
                         break;
-                ck_assert_msg(now_ms() < deadline, "no log line on the late task: %s", log);
+                ck_assert_msg(h_now_ms() < deadline, "no log line on the late task: %s", log);
         }
         ck_assert(wait_status("/health", 200, 10000));
 }
@@ -1015,7 +975,7 @@ START_TEST(listens_on_an_ipv6_address)
         char extra[128];
         json_t *j;
 
-        port = free_port(AF_INET6);
+        port = h_free_port(AF_INET6);
         if (port < 0) {
                 fprintf(stderr,
                         "test_http: no IPv6 loopback here; skipping the IPv6 listener test\n");
@@ -1025,11 +985,11 @@ START_TEST(listens_on_an_ipv6_address)
         h_write_config(1, extra);
         chimerad = h_start_chimerad(H.config, "chimerad");
         snprintf(extra, sizeof(extra), "http://[::1]:%d/health", port);
-        for (long long deadline = now_ms() + 30000;; sleep_ms(50)) {
+        for (long long deadline = h_now_ms() + 30000;; h_sleep_ms(50)) {
                 char *argv[] = {(char *)curl_path(), "-sS", "-g", extra, NULL};
                 if (h_run(argv, R.raw, sizeof(R.raw)) == 0 && strstr(R.raw, "\"ok\"") != NULL)
                         break;
-                ck_assert_msg(now_ms() < deadline, "no answer on [::1]:%d: %s", port, R.raw);
+                ck_assert_msg(h_now_ms() < deadline, "no answer on [::1]:%d: %s", port, R.raw);
         }
         j = json_loads(R.raw, 0, NULL);
         ck_assert_ptr_nonnull(j);

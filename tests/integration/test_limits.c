@@ -401,21 +401,6 @@ START_TEST(agent_ignoring_sigterm_is_killed_with_sigkill_at_its_timeout)
 }
 END_TEST
 
-/* A TCP port free now on 127.0.0.1, or -1. */
-static int free_port(void)
-{
-        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t len = sizeof(sin);
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), p = -1;
-
-        if (fd >= 0 && bind(fd, (struct sockaddr *)&sin, len) == 0 &&
-            getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
-                p = ntohs(sin.sin_port);
-        if (fd >= 0)
-                close(fd);
-        return p;
-}
-
 /* GET path from 127.0.0.1:port into buf (the whole response); false if it cannot connect. */
 static bool http_get(int port, const char *path, char *buf, size_t size)
 {
@@ -455,7 +440,7 @@ START_TEST(usage_is_in_events_summed_on_the_task_shown_and_counted)
 {
         char agents[1600], out[16384], extra[128], id[32];
         char *argv[] = {(char *)h_bin("chimera-ctl"), "-c", H.config, "show", id, NULL};
-        int port = free_port();
+        int port = h_free_port(AF_INET);
         FILE *f;
 
         /* Phase a burns some CPU; phase b asks for a retry once, then succeeds. */

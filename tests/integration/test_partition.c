@@ -84,20 +84,6 @@
 /* "chp-PID", PID that of check_integration (set by the unchecked setup). */
 static char run_name[32];
 
-static long long now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-}
-
 /* The directory of run name's server. */
 static void pg_dir(const char *name, char *out, size_t size)
 {
@@ -447,7 +433,7 @@ START_TEST(supervisor_cut_off_past_its_lease_is_fenced_and_recovers)
         /* Pull A's cable while it runs them. */
         st = script(out, sizeof(out), "netns.sh", "cut", run_name, HUB, "a", (char *)NULL);
         ck_assert_msg(st == 0, "cut: %s", out);
-        cut_at = now_ms();
+        cut_at = h_now_ms();
 
         /*
          * Keep it cut until (well past the lease) A has noticed, A's workers
@@ -459,7 +445,7 @@ START_TEST(supervisor_cut_off_past_its_lease_is_fenced_and_recovers)
                  b_id, ids);
         deadline = cut_at + 30000;
         for (;;) {
-                bool done = now_ms() >= cut_at + CUT_MS && h_int(sql) == 2;
+                bool done = h_now_ms() >= cut_at + CUT_MS && h_int(sql) == 2;
                 read_log("a", text, sizeof(text));
                 done = done && strstr(text, "database connection lost") != NULL;
                 for (int i = 0; i < 2; i++) {
@@ -470,11 +456,11 @@ START_TEST(supervisor_cut_off_past_its_lease_is_fenced_and_recovers)
                 if (done)
                         break;
                 ck_assert_msg(still_running(a), "A died while cut off (logs in %s)", H.dir);
-                ck_assert_msg(now_ms() < deadline,
+                ck_assert_msg(h_now_ms() < deadline,
                               "30 s into the cut, A has not noticed, not finished its tasks, or "
                               "B has not taken them over: %s",
                               describe(ids));
-                sleep_ms(50);
+                h_sleep_ms(50);
         }
         /* Nothing of what A's workers reported reached the rows meanwhile. */
         snprintf(sql, sizeof(sql),
@@ -486,20 +472,20 @@ START_TEST(supervisor_cut_off_past_its_lease_is_fenced_and_recovers)
 
         st = script(out, sizeof(out), "netns.sh", "heal", run_name, HUB, "a", (char *)NULL);
         ck_assert_msg(st == 0, "heal: %s", out);
-        fprintf(stderr, "partition: A was cut off for %lld ms\n", now_ms() - cut_at);
+        fprintf(stderr, "partition: A was cut off for %lld ms\n", h_now_ms() - cut_at);
 
         /* A reconnects by itself, and the fence refuses its late results. */
-        deadline = now_ms() + 30000;
+        deadline = h_now_ms() + 30000;
         for (;;) {
                 read_log("a", text, sizeof(text));
                 if (strstr(text, "task updates were refused") != NULL)
                         break;
                 ck_assert_msg(still_running(a), "A died after the cut (logs in %s)", H.dir);
-                ck_assert_msg(now_ms() < deadline,
+                ck_assert_msg(h_now_ms() < deadline,
                               "30 s after the link came back, A's log shows no refused update: "
                               "%s",
                               describe(ids));
-                sleep_ms(50);
+                h_sleep_ms(50);
         }
 
         /* New work, of which A, recovered, must take its share. */

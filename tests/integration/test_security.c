@@ -39,20 +39,6 @@
 #define PASSWORD    "s3cret-pw-for-the-test"
 #define TEN_MB      (10 * 1024 * 1024)
 
-static long long now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-}
-
 static bool is_root(const char *test)
 {
         if (geteuid() == 0)
@@ -94,12 +80,12 @@ static void write_config(const char *database, const char *socket, const char *p
 /* Waits until sup has n workers; their pids go to pids. */
 static void wait_workers(pid_t sup, int n, pid_t *pids)
 {
-        long long deadline = now_ms() + 30000;
+        long long deadline = h_now_ms() + 30000;
 
         while (h_children(sup, "chimera-worker", pids, n) != n) {
-                ck_assert_msg(now_ms() < deadline, "chimerad %d did not start %d workers", (int)sup,
-                              n);
-                sleep_ms(20);
+                ck_assert_msg(h_now_ms() < deadline, "chimerad %d did not start %d workers",
+                              (int)sup, n);
+                h_sleep_ms(20);
         }
 }
 
@@ -107,7 +93,7 @@ static void wait_workers(pid_t sup, int n, pid_t *pids)
 static pid_t start_hold(void)
 {
         char trace[64], entry[128];
-        long long deadline = now_ms() + 30000;
+        long long deadline = h_now_ms() + 30000;
         pid_t pid = 0;
 
         h_exec("INSERT INTO chimera.tasks (workflow) VALUES ('hold')");
@@ -118,8 +104,8 @@ static pid_t start_hold(void)
                sizeof(trace));
         snprintf(entry, sizeof(entry), "CHIMERA_TRACE_ID=%s", trace);
         while ((pid = h_find_proc_with_env(entry, "/hold")) == 0) {
-                ck_assert_msg(now_ms() < deadline, "the hold agent did not start");
-                sleep_ms(20);
+                ck_assert_msg(h_now_ms() < deadline, "the hold agent did not start");
+                h_sleep_ms(20);
         }
         return pid;
 }
@@ -142,23 +128,6 @@ static void pool_still_works(int n)
 
 /* ---- what a process holds ---- */
 
-/* Reads /proc/PID/NAME into buf, NUL-terminated; its length, 0 when unreadable. */
-static size_t proc_read(pid_t pid, const char *name, char *buf, size_t size)
-{
-        char path[128];
-        size_t n;
-        FILE *f;
-
-        snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
-        f = fopen(path, "r");
-        if (f == NULL)
-                return 0;
-        n = fread(buf, 1, size - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        return n;
-}
-
 /* The value of "Key:" in /proc/PID/status (tabs kept), into buf. */
 static void proc_status(pid_t pid, const char *key, char *buf, size_t size)
 {
@@ -166,7 +135,7 @@ static void proc_status(pid_t pid, const char *key, char *buf, size_t size)
         size_t klen = strlen(key);
 
         buf[0] = '\0';
-        proc_read(pid, "status", text, sizeof(text));
+        h_read_proc(pid, "status", text, sizeof(text));
         for (char *line = text; line != NULL && *line != '\0'; line = strchr(line, '\n')) {
                 if (*line == '\n')
                         line++;
@@ -187,7 +156,7 @@ static void assert_env_clean(pid_t pid, const char *what)
         size_t n;
 
         ck_assert_msg(kill(pid, 0) == 0, "%s %d is gone", what, (int)pid);
-        n = proc_read(pid, "environ", env, sizeof(env));
+        n = h_read_proc(pid, "environ", env, sizeof(env));
         for (size_t i = 0; i < n; i += strlen(env + i) + 1) {
                 const char *e = env + i;
                 ck_assert_msg(strncmp(e, "PG", 2) != 0 &&
@@ -514,12 +483,13 @@ static void request_as(bool as_root, const char *sock, const char *request, size
 static void wait_socket(const char *sock)
 {
         const char *argv[] = {h_bin("chimera-ctl"), "--socket", sock, "workers", NULL};
-        long long deadline = now_ms() + 30000;
+        long long deadline = h_now_ms() + 30000;
         char out[8192];
 
         while (h_run((char *const *)argv, out, sizeof(out)) != 0) {
-                ck_assert_msg(now_ms() < deadline, "chimerad does not answer on %s: %s", sock, out);
-                sleep_ms(50);
+                ck_assert_msg(h_now_ms() < deadline, "chimerad does not answer on %s: %s", sock,
+                              out);
+                h_sleep_ms(50);
         }
 }
 
@@ -682,20 +652,6 @@ END_TEST
 
 /* ---- HTTP ---- */
 
-static int free_port(void)
-{
-        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t len = sizeof(sin);
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), p = -1;
-
-        if (fd >= 0 && bind(fd, (struct sockaddr *)&sin, len) == 0 &&
-            getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
-                p = ntohs(sin.sin_port);
-        if (fd >= 0)
-                close(fd);
-        return p;
-}
-
 /* A TCP connection to 127.0.0.1:port, or -1. */
 static int tcp_connect(int port)
 {
@@ -735,7 +691,7 @@ static int health_status(int port)
 START_TEST(http_drops_a_client_that_stalls_mid_request)
 {
         static const char partial[] = "GET /health HTTP/1.1\r\nHost: localhost\r\nX-Slow: ";
-        int port = free_port(), slow;
+        int port = h_free_port(AF_INET), slow;
         long long deadline, started;
         char extra[128], c;
         struct pollfd pfd;
@@ -743,21 +699,21 @@ START_TEST(http_drops_a_client_that_stalls_mid_request)
         snprintf(extra, sizeof(extra), "\"http\": {\"listen\": \"127.0.0.1:%d\"}", port);
         h_write_config(1, extra);
         h_start_chimerad(H.config, "chimerad");
-        deadline = now_ms() + 30000;
+        deadline = h_now_ms() + 30000;
         while (health_status(port) != 200) {
-                ck_assert_msg(now_ms() < deadline, "no healthy chimerad on port %d", port);
-                sleep_ms(50);
+                ck_assert_msg(h_now_ms() < deadline, "no healthy chimerad on port %d", port);
+                h_sleep_ms(50);
         }
         slow = tcp_connect(port);
         ck_assert_int_ge(slow, 0);
         ck_assert_int_eq(write(slow, partial, sizeof(partial) - 1), (ssize_t)(sizeof(partial) - 1));
-        started = now_ms();
+        started = h_now_ms();
         ck_assert_int_eq(health_status(port), 200);
         pfd = (struct pollfd){.fd = slow, .events = POLLIN};
         ck_assert_msg(poll(&pfd, 1, 30000) == 1, "the stalled client was never dropped");
         ck_assert_int_le(read(slow, &c, 1), 0);
-        ck_assert_msg(now_ms() - started >= 5000, "dropped after %lld ms: not for stalling",
-                      now_ms() - started);
+        ck_assert_msg(h_now_ms() - started >= 5000, "dropped after %lld ms: not for stalling",
+                      h_now_ms() - started);
         close(slow);
 }
 END_TEST
