@@ -143,9 +143,12 @@ struct queue {
  * a little for company: up to WRITE_DELAY_MS, or until WRITE_BATCH_MIN
  * updates are pending.  Each statement costs the server a commit and a few
  * hundred microseconds whatever its size; at a thousand agent runs a second
- * that made it one statement per task.
+ * that made it one statement per task.  At 20 ms rather than 5, a drain of
+ * agent programs (2,000 a second) writes 40 tasks a statement instead of
+ * 14: PostgreSQL 62-66 us a task instead of 72-74.  An outcome shows in
+ * the table that much later; nothing waits for it in the meantime.
  */
-#define WRITE_DELAY_MS  5
+#define WRITE_DELAY_MS  20
 #define WRITE_BATCH_MIN 64
 
 static const char CLAIM_SQL[] =
