@@ -61,7 +61,7 @@ SUPERVISOR_SRCS = supervisor/chimerad.c supervisor/pool.c supervisor/db.c \
                   supervisor/migrate.c \
                   supervisor/breaker.c supervisor/notify.c supervisor/http.c \
                   supervisor/http_proto.c supervisor/cgroup.c supervisor/privsep.c \
-                  supervisor/retention.c \
+                  supervisor/retention.c supervisor/pgarray.c \
                   $(BUILD)/sql_migrations.c
 WORKER_SRCS = worker/chimera-worker.c worker/runner.c worker/outbox.c worker/jdump.c worker/agent.c \
               worker/agent_proto.c worker/confine.c
@@ -70,8 +70,9 @@ UNIT_SRCS   = tests/unit/check_unit.c tests/unit/check_util.c tests/unit/check_f
               tests/unit/check_config.c tests/unit/check_workflow.c \
               tests/unit/check_agent_proto.c tests/unit/check_control_proto.c \
               tests/unit/check_http_proto.c tests/unit/check_jdump.c tests/unit/check_outbox.c \
+              tests/unit/check_pgarray.c \
               worker/agent_proto.c worker/jdump.c worker/outbox.c supervisor/control_proto.c \
-              supervisor/http_proto.c
+              supervisor/http_proto.c supervisor/pgarray.c
 INTEG_SRCS  = tests/integration/check_integration.c tests/integration/harness.c \
               tests/integration/test_queue.c tests/integration/test_pool.c \
               tests/integration/test_ctl.c tests/integration/test_show.c \

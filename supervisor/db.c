@@ -37,6 +37,8 @@ struct db_query {
         const char *name; /* of the prepared statement, or NULL */
         int nparams;
         char **params;
+        int *lengths; /* of binary parameters; NULL when all are text */
+        int *formats; /* 1 binary, 0 text; NULL when all are text */
         db_result_cb cb;
         void *arg;
 };
@@ -116,6 +118,8 @@ static void query_free(struct db_query *q)
         for (int i = 0; i < q->nparams; i++)
                 free(q->params[i]);
         free(q->params);
+        free(q->lengths);
+        free(q->formats);
         free(q);
 }
 
@@ -403,14 +407,34 @@ void db_query(struct db *db, const char *sql, int nparams, const char *const *pa
 void db_query_prepared(struct db *db, const char *name, const char *sql, int nparams,
                        const char *const *params, db_result_cb cb, void *arg)
 {
+        db_query_prepared_bin(db, name, sql, nparams, params, NULL, NULL, cb, arg);
+}
+
+void db_query_prepared_bin(struct db *db, const char *name, const char *sql, int nparams,
+                           const char *const *params, const int *lengths, const bool *binary,
+                           db_result_cb cb, void *arg)
+{
         struct db_query *q = util_calloc(1, sizeof(*q));
+        size_t n = (size_t)(nparams > 0 ? nparams : 1);
 
         q->sql = sql;
         q->name = name;
         q->nparams = nparams;
-        q->params = util_calloc((size_t)(nparams > 0 ? nparams : 1), sizeof(char *));
-        for (int i = 0; i < nparams; i++)
-                q->params[i] = util_strdup(params[i]);
+        q->params = util_calloc(n, sizeof(char *));
+        if (binary != NULL) {
+                q->lengths = util_calloc(n, sizeof(int));
+                q->formats = util_calloc(n, sizeof(int));
+        }
+        for (int i = 0; i < nparams; i++) {
+                if (binary != NULL && binary[i] && params[i] != NULL) {
+                        q->params[i] = util_realloc(NULL, lengths[i] > 0 ? (size_t)lengths[i] : 1);
+                        memcpy(q->params[i], params[i], (size_t)lengths[i]);
+                        q->lengths[i] = lengths[i];
+                        q->formats[i] = 1;
+                } else {
+                        q->params[i] = util_strdup(params[i]);
+                }
+        }
         q->cb = cb;
         q->arg = arg;
         TAILQ_INSERT_TAIL(&db->queue, q, entry);
@@ -445,16 +469,19 @@ static void send_inflight(struct db *db)
 
         watchdog_arm(db);
         if (q->name == NULL) {
-                ok = PQsendQueryParams(db->conn, q->sql, q->nparams, NULL, params, NULL, NULL, 0);
+                ok = PQsendQueryParams(db->conn, q->sql, q->nparams, NULL, params, q->lengths,
+                                       q->formats, 0);
         } else if (!is_prepared(db, q->name) && db->nprepared < MAX_PREPARED) {
                 db->preparing = true;
                 ok = PQsendPrepare(db->conn, q->name, q->sql, q->nparams, NULL);
         } else if (!is_prepared(db, q->name)) {
                 log_warnx("%s: more than %d prepared statements; %s runs unprepared", __func__,
                           MAX_PREPARED, q->name);
-                ok = PQsendQueryParams(db->conn, q->sql, q->nparams, NULL, params, NULL, NULL, 0);
+                ok = PQsendQueryParams(db->conn, q->sql, q->nparams, NULL, params, q->lengths,
+                                       q->formats, 0);
         } else {
-                ok = PQsendQueryPrepared(db->conn, q->name, q->nparams, params, NULL, NULL, 0);
+                ok = PQsendQueryPrepared(db->conn, q->name, q->nparams, params, q->lengths,
+                                         q->formats, 0);
         }
         if (!ok) {
                 db_lost(db);

@@ -78,6 +78,16 @@ void db_query(struct db *db, const char *sql, int nparams, const char *const *pa
 void db_query_prepared(struct db *db, const char *name, const char *sql, int nparams,
                        const char *const *params, db_result_cb cb, void *arg);
 
+/*
+ * As db_query_prepared, with parameters in PostgreSQL's binary format where
+ * binary[i] is set: params[i] is then lengths[i] bytes (copied), the
+ * type's send format (for the type its cast in sql names).  Elsewhere
+ * lengths[i] is ignored and params[i] is text as above.
+ */
+void db_query_prepared_bin(struct db *db, const char *name, const char *sql, int nparams,
+                           const char *const *params, const int *lengths, const bool *binary,
+                           db_result_cb cb, void *arg);
+
 bool db_is_up(const struct db *db);
 
 /* Statements queued or in flight. */

@@ -49,13 +49,15 @@
 #include "notify.h"
 #include "log.h"
 #include "migrate.h"
+#include "pgarray.h"
 #include "queue.h"
 #include "util.h"
 
 /*
  * What is to be written for one task attempt ("op"): its events in order,
- * its latest checkpoint and its outcome.  Built as JSON text from the
- * start, so that a batch is only their concatenation.
+ * its latest checkpoint and its outcome.  The events are records packed one
+ * after the other (struct event_head, then kind and phase NUL-terminated,
+ * then detail's JSON text), so that merging two ops is appending bytes.
  */
 struct op {
         int64_t id;
@@ -65,9 +67,17 @@ struct op {
         char *result;           /* result as JSON text (owned), or NULL */
         char *error;            /* plain text (owned), or NULL */
         int64_t delay_ms;       /* before a retry or deferral; -1: none */
-        struct jbuf events;     /* event objects separated by commas */
+        struct jbuf events;     /* event records, oldest first */
         struct op *prev, *next; /* in its list */
         struct op *hnext;       /* in its by_key chain, while pending */
+};
+
+struct event_head {
+        int64_t at_us;      /* CLOCK_REALTIME, when chimerad heard of it */
+        uint32_t kind_len;  /* with its NUL */
+        uint32_t phase_len; /* with its NUL; 0: no phase */
+        uint32_t detail_len;
+        bool detail; /* detail_len bytes of JSON follow; else none */
 };
 
 struct oplist {
@@ -76,6 +86,10 @@ struct oplist {
 };
 
 #define OP_BUCKETS 1024
+
+/* WRITE_SQL's parameters: the supervisor's id and its arrays (binary). */
+#define WRITE_NARRAYS 12
+#define WRITE_NPARAMS (WRITE_NARRAYS + 1)
 
 struct queue {
         struct supervisor *sv;
@@ -92,7 +106,7 @@ struct queue {
         int pending_outcomes;          /* pending ops with an outcome ("running" is none) */
         struct oplist inflight;        /* the batch being written */
         int inflight_outcomes;         /* its ops with an outcome */
-        struct jbuf batch;             /* its text; the memory is kept for the next */
+        struct pgarray batch[WRITE_NARRAYS]; /* its parameters; memory kept */
         struct event *poll_ev, *heartbeat_ev;
         struct event *flush_ev; /* a delayed write is due (WRITE_DELAY_MS) */
         bool flush_due;
@@ -182,11 +196,32 @@ static const char CLAIM_SQL[] =
     "       coalesce(state::text, 'null') FROM c"
     " ORDER BY priority DESC, run_at, id";
 
+/*
+ * A batch of ops as arrays in the binary format, one element per op ($2 to
+ * $8) and one per event ($9 to $13, $9 being the 1-based position of the
+ * event's op): the server reads them without parsing anything but the JSON
+ * of checkpoints, results and details.  The comment names the statement in
+ * pg_stat_activity.
+ *
+ * The plan must look each op's row up by its key, whatever the statistics
+ * say.  The ops' arrays reach unnest() through a sub-select (OFFSET 0 keeps
+ * it one), so that no plan knows their size: custom plans, which would,
+ * priced a batch against a scan of the table and chose it (22 ms for 256
+ * ops instead of 3), or else looked cheaper than the generic plan, so that
+ * the statement was planned again at every execution.  The fence's
+ * "running" is a sub-select too, which the planner cannot match with
+ * tasks_lease_idx's predicate: through that index (ANALYZE seldom sees a
+ * running row, so it looks cheap) the plan read every running row for each
+ * op.
+ */
 static const char WRITE_SQL[] =
+    "/* chimerad write */ "
     "WITH o AS ("
-    " SELECT * FROM jsonb_to_recordset($2::jsonb)"
-    "   AS o(id bigint, attempt int, status text, state jsonb, result jsonb, error text,"
-    "        delay_ms bigint, events jsonb)"
+    " SELECT o.* FROM (SELECT $2::bigint[] AS id, $3::int[] AS attempt, $4::text[] AS status,"
+    "                         $5::jsonb[] AS state, $6::jsonb[] AS result, $7::text[] AS error,"
+    "                         $8::bigint[] AS delay_ms OFFSET 0) a,"
+    "      unnest(a.id, a.attempt, a.status, a.state, a.result, a.error, a.delay_ms)"
+    "        WITH ORDINALITY AS o(id, attempt, status, state, result, error, delay_ms, n)"
     "), u AS ("
     /* The fence is part of the update's own condition, so that it is checked
      * again on the row's newest version should another statement change the
@@ -211,13 +246,17 @@ static const char WRITE_SQL[] =
     "   lease_expires_at = CASE WHEN o.status = 'running' THEN t.lease_expires_at END"
     "  FROM o"
     " WHERE t.id = o.id AND t.attempts = o.attempt AND t.lease_owner = $1::uuid"
-    "   AND t.status = 'running'"
-    "  RETURNING t.id, o.attempt, t.status, o.status AS op, o.error, o.delay_ms, o.events"
+    "   AND t.status = (SELECT 'running'::text)"
+    "  RETURNING t.id, o.attempt, t.status, o.status AS op, o.error, o.delay_ms, o.n"
     "), ev AS ("
     " INSERT INTO chimera.task_events (task_id, attempt, kind, phase, detail, at)"
-    " SELECT u.id, u.attempt, e.kind, e.phase, e.detail, coalesce(e.at, clock_timestamp())"
-    "   FROM u, jsonb_to_recordset(coalesce(u.events, '[]'::jsonb))"
-    "        AS e(kind text, phase text, detail jsonb, at timestamptz)"
+    /* In the order they happened, each task's events before its outcome's. */
+    " SELECT * FROM ("
+    "   SELECT u.id, u.attempt, e.kind, e.phase, e.detail, coalesce(e.at, clock_timestamp())"
+    "     FROM unnest($9::int[], $10::text[], $11::text[], $12::jsonb[], $13::timestamptz[])"
+    "          WITH ORDINALITY AS e(n, kind, phase, detail, at, k)"
+    "     JOIN u ON u.n = e.n"
+    "    ORDER BY e.k) pe"
     " UNION ALL"
     " SELECT u.id, u.attempt, CASE u.status WHEN 'queued' THEN 'retried' ELSE u.status END,"
     /* A success has nothing to say: spare most tasks building an object of nulls. */
@@ -331,32 +370,6 @@ static char *text_array_literal(char **items, size_t n)
         }
         *p++ = '}';
         return out;
-}
-
-/* The time now as ISO 8601 UTC with microseconds; the date part is formatted once a second. */
-static void now_iso(char *buf, size_t size)
-{
-        static time_t sec = -1;
-        static char prefix[32];
-        static size_t n;
-        struct timespec ts;
-        struct tm tm;
-        long us;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        if (ts.tv_sec != sec) {
-                sec = ts.tv_sec;
-                gmtime_r(&sec, &tm);
-                n = strftime(prefix, sizeof(prefix), "%Y-%m-%dT%H:%M:%S.", &tm);
-        }
-        if (size < n + 8)
-                return;
-        memcpy(buf, prefix, n);
-        us = ts.tv_nsec / 1000;
-        for (int i = 5; i >= 0; i--, us /= 10)
-                buf[n + (size_t)i] = (char)('0' + us % 10);
-        buf[n + 6] = 'Z';
-        buf[n + 7] = '\0';
 }
 
 static void poll_cb(evutil_socket_t fd, short what, void *arg)
@@ -487,7 +500,8 @@ void queue_free(struct queue *q)
                 op_free(op);
         }
         inflight_free(q);
-        jbuf_free(&q->batch);
+        for (size_t i = 0; i < sizeof(q->batch) / sizeof(q->batch[0]); i++)
+                pgarray_free(&q->batch[i]);
         event_free(q->poll_ev);
         event_free(q->heartbeat_ev);
         event_free(q->flush_ev);
@@ -956,23 +970,20 @@ void queue_phase(struct queue *q, const struct task *task, const char *kind, con
                  struct jtext detail, struct jtext state)
 {
         struct op *op = op_for(q, task);
-        struct jbuf *e = &op->events;
-        char at[40];
+        struct timespec ts;
+        struct event_head h;
 
-        now_iso(at, sizeof(at));
-        if (e->len > 0)
-                jbuf_lit(e, ",");
-        jbuf_lit(e, "{\"kind\":");
-        jbuf_str(e, kind);
-        jbuf_lit(e, ",\"phase\":");
-        jbuf_str(e, phase);
-        if (detail.p != NULL) {
-                jbuf_lit(e, ",\"detail\":");
-                jbuf_raw(e, detail.p, detail.n);
-        }
-        jbuf_lit(e, ",\"at\":\"");
-        jbuf_raw(e, at, strlen(at));
-        jbuf_lit(e, "\"}");
+        memset(&h, 0, sizeof(h)); /* its padding too: it is copied as bytes */
+        clock_gettime(CLOCK_REALTIME, &ts);
+        h.at_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+        h.kind_len = (uint32_t)strlen(kind) + 1;
+        h.phase_len = phase != NULL ? (uint32_t)strlen(phase) + 1 : 0;
+        h.detail = detail.p != NULL;
+        h.detail_len = h.detail ? (uint32_t)detail.n : 0;
+        jbuf_raw(&op->events, (const char *)&h, sizeof(h));
+        jbuf_raw(&op->events, kind, h.kind_len);
+        jbuf_raw(&op->events, phase, h.phase_len);
+        jbuf_raw(&op->events, detail.p, h.detail_len);
         replace(&op->state, text_dup(state));
         queue_flush(q);
 }
@@ -1013,11 +1024,7 @@ void queue_finish(struct queue *q, const struct task *task, const char *status, 
 /* Folds newer (freed) into op: newer's fields win, op's events come first. */
 static void op_merge(struct op *op, struct op *newer)
 {
-        if (newer->events.len > 0) {
-                if (op->events.len > 0)
-                        jbuf_lit(&op->events, ",");
-                jbuf_raw(&op->events, newer->events.p, newer->events.len);
-        }
+        jbuf_raw(&op->events, newer->events.p, newer->events.len);
         /* A bare checkpoint does not undo an outcome already in op. */
         if (op_has_outcome(newer))
                 strcpy(op->status, newer->status);
@@ -1109,40 +1116,68 @@ static void write_cb(PGresult *res, void *arg)
         supervisor_maybe_finish(q->sv);
 }
 
-/* Appends op as an element of WRITE_SQL's jsonb_to_recordset($2). */
-static void op_write(struct jbuf *b, const struct op *op)
+/* WRITE_SQL's arrays, $2 to $13 (batch[0] is $2). */
+enum {
+        W_ID,
+        W_ATTEMPT,
+        W_STATUS,
+        W_STATE,
+        W_RESULT,
+        W_ERROR,
+        W_DELAY,
+        W_EV_OP,
+        W_EV_KIND,
+        W_EV_PHASE,
+        W_EV_DETAIL,
+        W_EV_AT,
+};
+
+static const uint32_t write_oids[WRITE_NARRAYS] = {
+    PGARRAY_INT8, PGARRAY_INT4, PGARRAY_TEXT, PGARRAY_JSONB, PGARRAY_JSONB, PGARRAY_TEXT,
+    PGARRAY_INT8, PGARRAY_INT4, PGARRAY_TEXT, PGARRAY_TEXT,  PGARRAY_JSONB, PGARRAY_TIMESTAMPTZ,
+};
+
+static void jsonb_or_null(struct pgarray *a, const char *json)
 {
-        jbuf_lit(b, "{\"id\":");
-        jbuf_int(b, op->id);
-        jbuf_lit(b, ",\"attempt\":");
-        jbuf_int(b, op->attempt);
-        jbuf_lit(b, ",\"status\":");
-        jbuf_str(b, op->status);
-        if (op->state != NULL) {
-                jbuf_lit(b, ",\"state\":");
-                jbuf_raw(b, op->state, strlen(op->state));
+        pgarray_jsonb(a, json, json != NULL ? strlen(json) : 0);
+}
+
+/* Adds op, the pos-th of the batch (from 1), and its events to the arrays. */
+static void batch_add(struct pgarray *w, const struct op *op, int32_t pos)
+{
+        const char *p = op->events.p, *end = p + op->events.len;
+        struct event_head h;
+
+        pgarray_int8(&w[W_ID], op->id);
+        pgarray_int4(&w[W_ATTEMPT], op->attempt);
+        pgarray_text(&w[W_STATUS], op->status);
+        jsonb_or_null(&w[W_STATE], op->state);
+        jsonb_or_null(&w[W_RESULT], op->result);
+        pgarray_text(&w[W_ERROR], op->error);
+        if (op->delay_ms >= 0)
+                pgarray_int8(&w[W_DELAY], op->delay_ms);
+        else
+                pgarray_null(&w[W_DELAY]);
+        while (p < end) {
+                memcpy(&h, p, sizeof(h));
+                p += sizeof(h);
+                pgarray_int4(&w[W_EV_OP], pos);
+                pgarray_text(&w[W_EV_KIND], p);
+                p += h.kind_len;
+                pgarray_text(&w[W_EV_PHASE], h.phase_len > 0 ? p : NULL);
+                p += h.phase_len;
+                pgarray_jsonb(&w[W_EV_DETAIL], h.detail ? p : NULL, h.detail_len);
+                p += h.detail_len;
+                pgarray_timestamptz(&w[W_EV_AT], h.at_us);
         }
-        if (op->result != NULL) {
-                jbuf_lit(b, ",\"result\":");
-                jbuf_raw(b, op->result, strlen(op->result));
-        }
-        if (op->error != NULL) {
-                jbuf_lit(b, ",\"error\":");
-                jbuf_str(b, op->error);
-        }
-        if (op->delay_ms >= 0) {
-                jbuf_lit(b, ",\"delay_ms\":");
-                jbuf_int(b, op->delay_ms);
-        }
-        jbuf_lit(b, ",\"events\":[");
-        jbuf_raw(b, op->events.p, op->events.len);
-        jbuf_lit(b, "]}");
 }
 
 static void queue_flush(struct queue *q)
 {
         struct supervisor *sv = q->sv;
-        const char *params[2];
+        const char *params[WRITE_NPARAMS];
+        int lengths[WRITE_NPARAMS] = {0};
+        bool binary[WRITE_NPARAMS] = {false};
         struct op *op;
 
         if (q->write_inflight || q->pending.len == 0 || !db_is_up(sv->wdb))
@@ -1157,22 +1192,23 @@ static void queue_flush(struct queue *q)
         q->flush_due = false;
         evtimer_del(q->flush_ev);
         /* Oldest first, at most WRITE_BATCH_MAX: bounded statements, bounded memory. */
-        jbuf_reset(&q->batch);
-        jbuf_lit(&q->batch, "[");
+        for (int i = 0; i < WRITE_NARRAYS; i++)
+                pgarray_begin(&q->batch[i], write_oids[i]);
         while (q->inflight.len < WRITE_BATCH_MAX && (op = q->pending.head) != NULL) {
                 pending_remove(q, op);
-                if (q->inflight.len > 0)
-                        jbuf_lit(&q->batch, ",");
-                op_write(&q->batch, op);
                 list_append(&q->inflight, op);
+                batch_add(q->batch, op, (int32_t)q->inflight.len);
                 q->inflight_outcomes += op_has_outcome(op);
         }
-        jbuf_raw(&q->batch, "]", 2); /* with the NUL a parameter needs */
         params[0] = sv->id;
-        params[1] = q->batch.p;
+        for (int i = 0; i < WRITE_NARRAYS; i++) {
+                params[i + 1] = pgarray_end(&q->batch[i], &lengths[i + 1]);
+                binary[i + 1] = true;
+        }
         q->write_inflight = true;
         q->nbusy_statements++;
-        db_query_prepared(sv->wdb, "chimera_write", WRITE_SQL, 2, params, write_cb, q);
+        db_query_prepared_bin(sv->wdb, "chimera_write", WRITE_SQL, WRITE_NPARAMS, params, lengths,
+                              binary, write_cb, q);
 }
 
 /* ---- heartbeat, leases, reaper ---- */

@@ -481,11 +481,11 @@ END_TEST
  * chimera.task_events (of this test's database) takes the lock first.
  */
 #define HOLD_KEY 4242
-/* A write (jsonb_to_recordset is its mark) waiting for that lock. */
+/* A write (its SQL starts with a comment that says so) waiting for that lock. */
 #define WRITE_WAITING                                                                              \
         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "                    \
         "AND wait_event = 'advisory' AND datname = current_database() "                            \
-        "AND query LIKE '%jsonb_to_recordset%'"
+        "AND query LIKE '/* chimerad write */%'"
 #define HOLD_OUTCOMES                                                                              \
         "CREATE FUNCTION public.hold_outcomes() RETURNS trigger LANGUAGE plpgsql AS $$ "           \
         "BEGIN "                                                                                   \
@@ -660,7 +660,7 @@ START_TEST(write_connection_lost_while_claims_go_on)
 
         ck_assert_int_eq(h_int("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                                "WHERE wait_event = 'advisory' AND datname = current_database() "
-                               "AND query LIKE '%jsonb_to_recordset%'"),
+                               "AND query LIKE '/* chimerad write */%'"),
                          1);
         PQfinish(locker);
         wait_succeeded(2, 30000);

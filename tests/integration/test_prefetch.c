@@ -66,6 +66,40 @@ END_TEST
  * claim order, whether each claim takes one task (prefetch 0) or one claim
  * takes them all (prefetch 20, the dispatch order being the claim's).
  */
+/*
+ * Writes go in batches, each task's events one array element apiece: the
+ * timeline still reads in the order things happened, by id and by time,
+ * for every task of a batch, with the outcome's event last.
+ */
+START_TEST(batched_timelines_keep_their_order)
+{
+        char sql[512], got[512];
+
+        write_config(2, 20, NULL);
+        h_start_chimerad(H.config, "chimerad");
+        h_exec("INSERT INTO chimera.tasks (workflow) SELECT 'loop' FROM generate_series(1, 200)");
+        ck_assert(
+            h_wait_int("SELECT count(*) FROM chimera.tasks WHERE status = 'failed'", 200, 60000));
+        /* Every task's timeline, by id, is the one a loop makes (200 alike). */
+        snprintf(sql, sizeof(sql),
+                 "SELECT string_agg(n || ': ' || kinds, '; ') FROM (SELECT kinds, count(*) AS n "
+                 "FROM (SELECT string_agg(kind || coalesce(' ' || phase, ''), ', ' ORDER BY id) "
+                 "AS kinds FROM chimera.task_events GROUP BY task_id) t GROUP BY kinds) x");
+        h_text(sql, got, sizeof(got));
+        ck_assert_str_eq(got, "200: claimed, phase_started a, phase_finished a, phase_started b, "
+                              "phase_finished b, phase_started a, phase_finished a, failed");
+        /* Ids follow the times each event was stamped with. */
+        ck_assert_int_eq(h_int("SELECT count(*) FROM (SELECT at < lag(at) OVER w AS back "
+                               "FROM chimera.task_events WINDOW w AS (PARTITION BY task_id "
+                               "ORDER BY id)) x WHERE back"),
+                         0);
+        /* The outcome's error went through as text. */
+        ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.tasks WHERE last_error LIKE "
+                               "'%transitions%'"),
+                         200);
+}
+END_TEST
+
 static void tasks_start_in_priority_order(int prefetch)
 {
         char started[1024], expected[1024];
@@ -191,6 +225,7 @@ Suite *prefetch_suite(void)
         TCase *tc = h_tcase("prefetch");
 
         tcase_add_test(tc, prefetched_tasks_each_run_once);
+        tcase_add_test(tc, batched_timelines_keep_their_order);
         tcase_add_test(tc, tasks_start_in_priority_order_one_claim_each);
         tcase_add_test(tc, tasks_start_in_priority_order_claimed_together);
         tcase_add_test(tc, claimed_ahead_tasks_keep_their_lease_while_they_wait);

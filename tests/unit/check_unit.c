@@ -19,6 +19,7 @@ int main(void)
         srunner_add_suite(sr, http_proto_suite());
         srunner_add_suite(sr, jdump_suite());
         srunner_add_suite(sr, outbox_suite());
+        srunner_add_suite(sr, pgarray_suite());
         srunner_run_all(sr, CK_NORMAL);
         failed = srunner_ntests_failed(sr);
         srunner_free(sr);

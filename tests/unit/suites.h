@@ -26,5 +26,6 @@ Suite *control_proto_suite(void);
 Suite *http_proto_suite(void);
 Suite *jdump_suite(void);
 Suite *outbox_suite(void);
+Suite *pgarray_suite(void);
 
 #endif
