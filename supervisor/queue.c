@@ -185,12 +185,13 @@ static const char CLAIM_SQL[] =
     "  RETURNING t.id, t.attempts, t.workflow, t.payload, t.trace_id, t.state, t.queue,"
     "            t.priority, t.run_at"
     "), e AS ("
-    /* The event's detail is built once per served queue, not once per row. */
+    /* The event's detail is built once per served queue, not once per row
+     * (OFFSET 0: a subquery pulled up into the join would build it per row). */
     " INSERT INTO chimera.task_events (task_id, attempt, kind, detail)"
     " SELECT c.id, c.attempts, 'claimed', d.detail"
     "   FROM c JOIN (SELECT qn.name, jsonb_build_object('supervisor', $1::text, 'host',"
     "                       $5::text, 'queue', qn.name) AS detail"
-    "                  FROM unnest($3::text[]) AS qn(name)) d ON d.name = c.queue"
+    "                  FROM unnest($3::text[]) AS qn(name) OFFSET 0) d ON d.name = c.queue"
     ")"
     "SELECT id, attempts, workflow, payload::text, trace_id::text,"
     "       coalesce(state::text, 'null') FROM c"
