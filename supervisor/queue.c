@@ -160,7 +160,9 @@ struct queue {
  * that made it one statement per task.  At 20 ms rather than 5, a drain of
  * agent programs (2,000 a second) writes 40 tasks a statement instead of
  * 14: PostgreSQL 62-66 us a task instead of 72-74.  An outcome shows in
- * the table that much later; nothing waits for it in the meantime.
+ * the table that much later; nothing waits for it in the meantime.  When
+ * every worker is idle and nothing is claimed ahead, no company is coming:
+ * the write goes at once (queue_kick()), not into the next task's claim.
  */
 #define WRITE_DELAY_MS  20
 #define WRITE_BATCH_MIN 64
@@ -822,6 +824,14 @@ void queue_kick(struct queue *q)
         int idle, prefetch = sv->cfg->pool_prefetch;
 
         ready_pump(q);
+        /* Every worker idle and nothing claimed ahead: no company is coming for the
+         * writes held back (WRITE_DELAY_MS), so they go now rather than at the
+         * moment the next task may arrive. */
+        if (q->pending.len > 0 && !q->flush_due && q->ready_len == 0 &&
+            pool_idle_count(&sv->pool) == sv->pool.size) {
+                q->flush_due = true;
+                queue_flush(q);
+        }
         if (sv->state != SUP_RUNNING || q->claim_inflight || q->maybe_empty || !db_is_up(sv->db))
                 return;
         /* What is claimed must be written: not while the writes cannot go out, nor
