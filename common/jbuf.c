@@ -52,7 +52,6 @@ void jbuf_str(struct jbuf *b, const char *s)
         o = jbuf_reserve(b, 6 * strlen(s) + 2);
         *o++ = '"';
         while (*p != '\0') {
-                size_t n;
                 if (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') {
                         *o++ = (char)*p++;
                         continue;
@@ -82,14 +81,7 @@ void jbuf_str(struct jbuf *b, const char *s)
                         o += 6, p++;
                         continue;
                 }
-                n = util_utf8_char_len(p, UTIL_UTF8_NUL_TERMINATED);
-                if (n == 0) {
-                        memcpy(o, "\xef\xbf\xbd", 3);
-                        o += 3, p++;
-                        continue;
-                }
-                memcpy(o, p, n);
-                o += n, p += n;
+                o += util_utf8_copy_char(o, &p);
         }
         *o++ = '"';
         b->len = (size_t)(o - b->p);

@@ -156,6 +156,20 @@ void util_utf8_sanitize(char *s)
         }
 }
 
+size_t util_utf8_copy_char(char *o, const unsigned char **s)
+{
+        size_t n = util_utf8_char_len(*s, UTIL_UTF8_NUL_TERMINATED);
+
+        if (n == 0) {
+                memcpy(o, "\xef\xbf\xbd", 3);
+                (*s)++;
+                return 3;
+        }
+        memcpy(o, *s, n);
+        *s += n;
+        return n;
+}
+
 json_t *util_json_text(const char *s)
 {
         json_t *j = s != NULL ? json_string(s) : NULL;
@@ -165,18 +179,8 @@ json_t *util_json_text(const char *s)
         if (j != NULL || s == NULL)
                 return j;
         out = o = util_calloc(3 * strlen(s) + 1, 1);
-        while (*p != '\0') {
-                size_t n = util_utf8_char_len(p, UTIL_UTF8_NUL_TERMINATED);
-                if (n == 0) {
-                        memcpy(o, "\xef\xbf\xbd", 3);
-                        o += 3;
-                        p++;
-                        continue;
-                }
-                memcpy(o, p, n);
-                o += n;
-                p += n;
-        }
+        while (*p != '\0')
+                o += util_utf8_copy_char(o, &p);
         j = json_string(out);
         free(out);
         return j;

@@ -65,6 +65,13 @@ int util_utf8_cut(const char *s, size_t max);
 size_t util_utf8_char_len(const unsigned char *s, size_t avail);
 
 /*
+ * Copies the character at *s (NUL-terminated text, *s not at its NUL) to o,
+ * or U+FFFD for a byte that does not start one, and moves *s past what it
+ * took.  Returns the bytes written to o: 1 to 4, never more than 4.
+ */
+size_t util_utf8_copy_char(char *o, const unsigned char **s);
+
+/*
  * Makes the NUL-terminated text s valid UTF-8 in place, as jansson judges
  * it: every byte that does not start a whole, shortest-form character
  * outside the surrogates becomes '?'.  The length stays the same.  For

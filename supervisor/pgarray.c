@@ -78,14 +78,10 @@ void pgarray_text(struct pgarray *a, const char *s)
         /* Worst case: a bad byte (1) becomes U+FFFD (3). */
         o = jbuf_reserve(&a->b, 4 + 3 * len) + 4;
         while (*p != '\0') {
-                size_t n = *p < 0x80 ? 1 : util_utf8_char_len(p, UTIL_UTF8_NUL_TERMINATED);
-                if (n == 0) {
-                        memcpy(o, "\xef\xbf\xbd", 3);
-                        o += 3, p++;
-                        continue;
-                }
-                memcpy(o, p, n);
-                o += n, p += n;
+                if (*p < 0x80)
+                        *o++ = (char)*p++;
+                else
+                        o += util_utf8_copy_char(o, &p);
         }
         len = (size_t)(o - (a->b.p + at + 4));
         put32(a->b.p + at, (uint32_t)len);
