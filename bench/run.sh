@@ -28,7 +28,7 @@
 #   BENCH_BUILD [build]             where chimerad, chimera-worker and build/bench/ are
 #   BENCH_NO_MAKE                   set: do not run make first (`make bench` has)
 #   BENCH_POOL [8]                  pool.size
-#   BENCH_PREFETCH [128]            pool.prefetch: tasks claimed ahead of free workers
+#   BENCH_PREFETCH [256]            pool.prefetch: tasks claimed ahead of free workers
 #   BENCH_LOG_LEVEL [info]          chimerad's log.level (its log goes to a file)
 #   BENCH_NOOP_TASKS [20000]        tasks for part noop
 #   BENCH_EXEC_TASKS [5000]         tasks for part exec
@@ -66,7 +66,7 @@ cd "$top"
 
 build=${BENCH_BUILD:-build}
 POOL=${BENCH_POOL:-8}
-PREFETCH=${BENCH_PREFETCH:-128}
+PREFETCH=${BENCH_PREFETCH:-256}
 LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
 NOOP_TASKS=${BENCH_NOOP_TASKS:-20000}
 EXEC_TASKS=${BENCH_EXEC_TASKS:-5000}
@@ -896,7 +896,7 @@ CHURN_EOF
 started=$(now)
 say "chimera bench: $(git -C "$top" describe --always --dirty 2>/dev/null || echo '?'), $(nproc) cores," \
         "$(awk '/^MemTotal:/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo), pool.size $POOL," \
-        "log.level $LOG_LEVEL"
+        "pool.prefetch $PREFETCH, log.level $LOG_LEVEL"
 say "parts:$parts"
 url=$(sh tests/pg.sh start "$pgdir" --durable)
 say "PostgreSQL $(sql "SHOW server_version"), fsync $(sql "SHOW fsync")," \
@@ -931,7 +931,7 @@ row() { # FIGURE MEASURED TARGET
 }
 
 say ""
-say "=== summary (durable PostgreSQL, pool.size $POOL, $(nproc) cores)"
+say "=== summary (durable PostgreSQL, pool.size $POOL, pool.prefetch $PREFETCH, $(nproc) cores)"
 row "figure" "measured" "issue 6 target"
 row "--------------------------------------------" "--------------------------" "-----------------"
 if ran noop; then
