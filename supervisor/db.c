@@ -38,7 +38,7 @@ struct db_query {
         int nparams;
         char **params;
         int *lengths; /* of binary parameters; NULL when all are text */
-        int *formats; /* 1 binary, 0 text; NULL when all are text */
+        int *formats; /* 1 binary (borrowed), 0 text (owned); NULL when all are text */
         db_result_cb cb;
         void *arg;
 };
@@ -116,7 +116,8 @@ static void query_free(struct db_query *q)
         if (q == NULL)
                 return;
         for (int i = 0; i < q->nparams; i++)
-                free(q->params[i]);
+                if (q->formats == NULL || q->formats[i] == 0)
+                        free(q->params[i]);
         free(q->params);
         free(q->lengths);
         free(q->formats);
@@ -427,8 +428,7 @@ void db_query_prepared_bin(struct db *db, const char *name, const char *sql, int
         }
         for (int i = 0; i < nparams; i++) {
                 if (binary != NULL && binary[i] && params[i] != NULL) {
-                        q->params[i] = util_realloc(NULL, lengths[i] > 0 ? (size_t)lengths[i] : 1);
-                        memcpy(q->params[i], params[i], (size_t)lengths[i]);
+                        q->params[i] = (char *)params[i]; /* borrowed: see db.h */
                         q->lengths[i] = lengths[i];
                         q->formats[i] = 1;
                 } else {

@@ -80,9 +80,11 @@ void db_query_prepared(struct db *db, const char *name, const char *sql, int npa
 
 /*
  * As db_query_prepared, with parameters in PostgreSQL's binary format where
- * binary[i] is set: params[i] is then lengths[i] bytes (copied), the
- * type's send format (for the type its cast in sql names).  Elsewhere
- * lengths[i] is ignored and params[i] is text as above.
+ * binary[i] is set: params[i] is then lengths[i] bytes, the type's send
+ * format (for the type its cast in sql names), and borrowed, not copied:
+ * the caller keeps them unchanged until cb has been called (a write batch
+ * is large, and its arrays wait in the caller anyway).  Elsewhere
+ * lengths[i] is ignored and params[i] is text, copied, as above.
  */
 void db_query_prepared_bin(struct db *db, const char *name, const char *sql, int nparams,
                            const char *const *params, const int *lengths, const bool *binary,

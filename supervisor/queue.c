@@ -106,7 +106,8 @@ struct queue {
         int pending_outcomes;          /* pending ops with an outcome ("running" is none) */
         struct oplist inflight;        /* the batch being written */
         int inflight_outcomes;         /* its ops with an outcome */
-        struct pgarray batch[WRITE_NARRAYS]; /* its parameters; memory kept */
+        struct pgarray batch[WRITE_NARRAYS]; /* its parameters (lent to sv->wdb until
+                                              * write_cb); the memory is kept */
         struct event *poll_ev, *heartbeat_ev;
         struct event *flush_ev; /* a delayed write is due (WRITE_DELAY_MS) */
         bool flush_due;
