@@ -292,10 +292,7 @@ char *frame_encode(json_t *msg, size_t max, size_t *outlen, char *err, size_t er
                         return NULL;
                 }
         }
-        buf[0] = (char)((n >> 24) & 0xff);
-        buf[1] = (char)((n >> 16) & 0xff);
-        buf[2] = (char)((n >> 8) & 0xff);
-        buf[3] = (char)(n & 0xff);
+        util_put_be32(buf, (uint32_t)n);
         *outlen = FRAME_HEADER_SIZE + n;
         return buf;
 }

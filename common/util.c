@@ -170,6 +170,16 @@ size_t util_utf8_copy_char(char *o, const unsigned char **s)
         return n;
 }
 
+void util_put_be32(void *p, uint32_t v)
+{
+        unsigned char *b = p;
+
+        b[0] = (unsigned char)(v >> 24);
+        b[1] = (unsigned char)(v >> 16);
+        b[2] = (unsigned char)(v >> 8);
+        b[3] = (unsigned char)v;
+}
+
 json_t *util_json_text(const char *s)
 {
         json_t *j = s != NULL ? json_string(s) : NULL;

@@ -96,6 +96,9 @@ json_t *util_json_text(const char *s);
  */
 int util_write_file_at(int dirfd, const char *name, const char *value);
 
+/* Stores v at p as 4 bytes, most significant first (frame headers, PostgreSQL's binary formats). */
+void util_put_be32(void *p, uint32_t v);
+
 /* strdup that aborts on out-of-memory; NULL in gives NULL out. */
 char *util_strdup(const char *s);
 

@@ -12,17 +12,9 @@
 /* Microseconds from the Unix epoch to PostgreSQL's, 2000-01-01 00:00:00 UTC. */
 #define PG_EPOCH_US INT64_C(946684800000000)
 
-static void put32(char *p, uint32_t v)
-{
-        p[0] = (char)(v >> 24);
-        p[1] = (char)(v >> 16);
-        p[2] = (char)(v >> 8);
-        p[3] = (char)v;
-}
-
 static void add32(struct pgarray *a, uint32_t v)
 {
-        put32(jbuf_reserve(&a->b, 4), v);
+        util_put_be32(jbuf_reserve(&a->b, 4), v);
         a->b.len += 4;
 }
 
@@ -84,7 +76,7 @@ void pgarray_text(struct pgarray *a, const char *s)
                         o += util_utf8_copy_char(o, &p);
         }
         len = (size_t)(o - (a->b.p + at + 4));
-        put32(a->b.p + at, (uint32_t)len);
+        util_put_be32(a->b.p + at, (uint32_t)len);
         a->b.len = at + 4 + len;
         a->n++;
 }
@@ -118,17 +110,17 @@ const char *pgarray_end(struct pgarray *a, int *len)
 
         if (a->n == 0) {
                 /* No dimensions: an empty array is ndim 0, flags, oid and nothing else. */
-                put32(h, 0);
-                put32(h + 4, 0);
-                put32(h + 8, a->oid);
+                util_put_be32(h, 0);
+                util_put_be32(h + 4, 0);
+                util_put_be32(h + 8, a->oid);
                 *len = 12;
                 return h;
         }
-        put32(h, 1);
-        put32(h + 4, (uint32_t)a->nulls);
-        put32(h + 8, a->oid);
-        put32(h + 12, (uint32_t)a->n);
-        put32(h + 16, 1);
+        util_put_be32(h, 1);
+        util_put_be32(h + 4, (uint32_t)a->nulls);
+        util_put_be32(h + 8, a->oid);
+        util_put_be32(h + 12, (uint32_t)a->n);
+        util_put_be32(h + 16, 1);
         *len = (int)a->b.len;
         return h;
 }

@@ -736,10 +736,9 @@ int pool_busy_count(const struct pool *pool)
 
 int pool_dispatch(struct pool *pool, struct task *task, const char *frame, size_t len)
 {
-        unsigned char hdr[FRAME_HEADER_SIZE] = {(unsigned char)(len >> 24),
-                                                (unsigned char)(len >> 16),
-                                                (unsigned char)(len >> 8), (unsigned char)len};
+        unsigned char hdr[FRAME_HEADER_SIZE];
 
+        util_put_be32(hdr, (uint32_t)len);
         for (int i = 0; i < pool->size; i++) {
                 struct worker *w = &pool->workers[i];
                 if (w->state != W_IDLE)

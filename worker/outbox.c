@@ -38,10 +38,7 @@ int outbox_end(size_t max)
                 out.len = frame_start;
                 return -1;
         }
-        hdr[0] = (unsigned char)((n >> 24) & 0xff);
-        hdr[1] = (unsigned char)((n >> 16) & 0xff);
-        hdr[2] = (unsigned char)((n >> 8) & 0xff);
-        hdr[3] = (unsigned char)(n & 0xff);
+        util_put_be32(hdr, (uint32_t)n);
         return 0;
 }
 
