@@ -736,13 +736,14 @@ size_t queue_ready_count(const struct queue *q)
         return q->ready_len;
 }
 
-static void dispatch_row(struct queue *q, PGresult *res, int row)
+/* Makes a claimed row a task ready for a worker; open: the paused agents, as JSON text. */
+static void dispatch_row(struct queue *q, PGresult *res, int row, const char *open)
 {
         struct supervisor *sv = q->sv;
         struct task *t = util_calloc(1, sizeof(*t));
         const struct workflow *wf;
         const char *def = NULL, *agents = NULL;
-        char err[256], *body, *open;
+        char err[256], *body;
         size_t len = 0;
         struct jtext payload = {PQgetvalue(res, row, 3), (size_t)PQgetlength(res, row, 3)};
         struct jtext state = {PQgetvalue(res, row, 5), (size_t)PQgetlength(res, row, 5)};
@@ -769,9 +770,7 @@ static void dispatch_row(struct queue *q, PGresult *res, int row)
                 queue_finish(q, t, "failed", JTEXT_NONE, err, JTEXT_NONE);
                 goto out;
         }
-        open = breakers_open_list(sv->breakers);
         body = task_frame(t, payload, state, def, agents, open, &len);
-        free(open);
         if (len > (size_t)sv->cfg->pool_max_frame_size) {
                 snprintf(err, sizeof(err),
                          "task is too large to hand to a worker: %zu bytes "
@@ -802,8 +801,13 @@ static void claim_cb(PGresult *res, void *arg)
                 return;
         }
         n = PQntuples(res);
-        for (int i = 0; i < n; i++)
-                dispatch_row(q, res, i);
+        if (n > 0) {
+                /* The circuit breakers' state, once for the claim rather than per row. */
+                char *open = breakers_open_list(q->sv->breakers);
+                for (int i = 0; i < n; i++)
+                        dispatch_row(q, res, i, open);
+                free(open);
+        }
         ready_pump(q);
         /* Draining or reloading since the claim left: what no worker took goes back. */
         if (q->sv->state != SUP_RUNNING)
