@@ -126,6 +126,14 @@ const char *supervisor_db_error(const struct supervisor *sv)
         return sv->wdb != NULL && !db_is_up(sv->wdb) ? db_last_error(sv->wdb) : "";
 }
 
+/* A statement unanswered for a lease is a dead connection: by then our
+ * leases are lapsing anyway, and the results wait in memory. */
+static void set_db_timeouts(struct supervisor *sv)
+{
+        db_set_timeout(sv->db, sv->cfg->lease_ms);
+        db_set_timeout(sv->wdb, sv->cfg->lease_ms);
+}
+
 static const char *database_conninfo(const struct config *cfg)
 {
         const char *env = getenv("CHIMERA_DATABASE_URL");
@@ -264,8 +272,7 @@ int supervisor_reload(struct supervisor *sv, char *err, size_t errsz)
         keep_fixed_settings(old, cfg);
         sv->cfg = cfg;
         log_init("chimerad", cfg->log_level, cfg->log_format);
-        db_set_timeout(sv->db, cfg->lease_ms);
-        db_set_timeout(sv->wdb, cfg->lease_ms);
+        set_db_timeouts(sv);
         queue_reconfigure(sv->queue);
         retention_reconfigure(sv->retention);
         pool_reconfigure(&sv->pool);
@@ -404,10 +411,7 @@ static int run(struct supervisor *sv)
         /* Short statements all: compiling one (past jit_above_cost, which a generic
          * plan's estimates over a large backlog reach) costs more than it saves. */
         db_set_session_sql(sv->wdb, "SET jit = off");
-        /* A statement unanswered for a lease is a dead connection: by then our
-         * leases are lapsing anyway, and the results wait in memory. */
-        db_set_timeout(sv->db, sv->cfg->lease_ms);
-        db_set_timeout(sv->wdb, sv->cfg->lease_ms);
+        set_db_timeouts(sv);
         sv->queue = queue_new(sv);
         sv->retention = retention_new(sv);
         sv->breakers = breakers_new();

@@ -119,11 +119,10 @@ struct sup_stats {
 void stats_observe_duration(struct sup_stats *st, int64_t ms);
 
 /*
- * Counts one phase's agent run from a "finished" progress frame (msg,
- * borrowed, from a worker: members of the wrong type or out of range are
- * ignored) and copies its "usage" and "end" objects into the event's
- * detail (borrowed, modified).  Built-ins, which have no "end", are not
- * counted.
+ * Counts one phase's agent run from the "usage" and "end" members of a
+ * worker's "finished" progress frame (JSON texts, JTEXT_NONE when absent;
+ * members of the wrong type or out of range are ignored).  Built-ins, which
+ * have no "end", are not counted.
  */
 void stats_observe_agent(struct sup_stats *st, struct jtext usage, struct jtext end);
 
