@@ -2,7 +2,7 @@
  * frame.c - encoding and the decode points of the supervisor<->worker
  * socketpair protocol (see frame.h for the frame types and fields).
  *
- * frame_decode() (a jansson tree) and frame_decode_report() (spans, for
+ * frame_decode() (for the worker) and frame_decode_report() (spans, for
  * chimerad) check everything a receiver relies on before it acts:
  * the body is one JSON object, "type" is known, and each field the type
  * requires is present with the right JSON type.  The receiver can then read
@@ -41,11 +41,6 @@ struct field_rule {
 #define T_ANY     (~0u)
 #define T_OBJNULL (T(JSON_OBJECT) | T(JSON_NULL))
 
-static const struct field_rule task_rules[] = {
-    {"id", T_INT},         {"attempt", T_INT}, {"workflow", T_STR},
-    {"trace_id", T_STR},   {"payload", T_ANY}, {"state", T_OBJNULL},
-    {"definition", T_OBJ}, {"agents", T_OBJ},  {NULL, 0},
-};
 static const struct field_rule progress_rules[] = {
     {"id", T_INT}, {"attempt", T_INT}, {"phase", T_STR}, {"event", T_STR}, {NULL, 0},
 };
@@ -74,8 +69,9 @@ static const struct field_rule no_rules[] = {
     {NULL, 0},
 };
 
+/* A task frame is decoded in place (decode_task()), not as a tree. */
 static const struct field_rule *const rules_by_type[] = {
-    [FRAME_TASK] = task_rules,     [FRAME_PROGRESS] = progress_rules,
+    [FRAME_TASK] = no_rules,       [FRAME_PROGRESS] = progress_rules,
     [FRAME_RESULT] = result_rules, [FRAME_HEARTBEAT] = heartbeat_rules,
     [FRAME_SHUTDOWN] = no_rules,
 };
@@ -162,46 +158,6 @@ static int check_fields(json_t *msg, enum frame_type type, char *err, size_t err
                 return check_rules(msg, type, finished_rules, err, errsz);
         snprintf(err, errsz, "progress frame with unknown event \"%.*s\"", util_utf8_cut(event, 32),
                  event);
-        return -1;
-}
-
-int frame_decode(const char *body, size_t len, struct frame *out, char *err, size_t errsz)
-{
-        json_error_t jerr;
-        json_t *msg, *type;
-        enum frame_type t;
-
-        out->msg = NULL;
-        msg = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-        if (msg == NULL) {
-                snprintf(err, errsz, "frame is not JSON: %s", jerr.text);
-                goto fail;
-        }
-        if (!json_is_object(msg)) {
-                snprintf(err, errsz, "frame is not a JSON object");
-                goto fail;
-        }
-        type = json_object_get(msg, "type");
-        if (!json_is_string(type)) {
-                snprintf(err, errsz, "frame without a \"type\" string");
-                goto fail;
-        }
-        if (lookup_type(json_string_value(type), &t) < 0) {
-                snprintf(err, errsz, "unknown frame type \"%.*s\"",
-                         util_utf8_cut(json_string_value(type), 64), json_string_value(type));
-                goto fail;
-        }
-        if (check_fields(msg, t, err, errsz) < 0)
-                goto fail;
-        out->type = t;
-        out->msg = msg;
-        return 0;
-fail:
-        /* The reason goes into log lines and JSON, but jansson quotes the bytes
-         * near a syntax error, which may end inside a character. */
-        if (errsz > 0)
-                util_utf8_sanitize(err);
-        json_decref(msg);
         return -1;
 }
 
@@ -301,6 +257,14 @@ void frame_clear(struct frame *f)
 {
         json_decref(f->msg);
         f->msg = NULL;
+        free(f->task.workflow);
+        free(f->task.trace_id);
+        json_decref(f->task.payload);
+        json_decref(f->task.state);
+        free(f->body);
+        memset(&f->task, 0, sizeof(f->task));
+        f->body = NULL;
+        f->body_len = 0;
 }
 
 /* Reads exactly len bytes; returns len, 0 on EOF before the first byte, -1 otherwise. */
@@ -460,6 +424,12 @@ enum rfield {
         RF_RESULT,
         RF_USAGE,
         RF_END,
+        RF_WORKFLOW, /* the supervisor's task frame */
+        RF_TRACE_ID,
+        RF_PAYLOAD,
+        RF_DEFINITION,
+        RF_AGENTS,
+        RF_OPEN_AGENTS,
         RF_COUNT
 };
 
@@ -484,6 +454,12 @@ static const char *const rfield_names[RF_COUNT] = {
     [RF_RESULT] = "result",
     [RF_USAGE] = "usage",
     [RF_END] = "end",
+    [RF_WORKFLOW] = "workflow",
+    [RF_TRACE_ID] = "trace_id",
+    [RF_PAYLOAD] = "payload",
+    [RF_DEFINITION] = "definition",
+    [RF_AGENTS] = "agents",
+    [RF_OPEN_AGENTS] = "open_agents",
 };
 
 struct rscan {
@@ -598,32 +574,46 @@ static int report_progress(const struct rscan *rs, struct report *out, char *err
         return -1;
 }
 
-int frame_decode_report(const char *body, size_t len, struct report *out, char *err, size_t errsz)
+/*
+ * Checks that body is one JSON object with a known "type", collecting the
+ * members either decoder reads into *rs.  Returns 0 with the type in *t,
+ * or -1 with a reason in err.
+ */
+static int scan_frame(const char *body, size_t len, struct rscan *rs, enum frame_type *t, char *err,
+                      size_t errsz)
 {
-        struct rscan rs;
         char name[40];
-        enum frame_type t;
-        int rc = -1;
 
-        memset(&rs, 0, sizeof(rs));
-        memset(out, 0, sizeof(*out));
-        if (jscan_object(body, len, report_member, &rs, err, errsz) < 0) {
+        memset(rs, 0, sizeof(*rs));
+        if (jscan_object(body, len, report_member, rs, err, errsz) < 0) {
                 if (strncmp(err, "not ", 4) == 0) {
                         char why[256];
                         snprintf(why, sizeof(why), "%s", err);
                         snprintf(err, errsz, "frame is %s", why);
                 }
-                goto out;
+                return -1;
         }
-        if (rs.v[RF_TYPE].p == NULL || rs.t[RF_TYPE] != JSON_STRING) {
+        if (rs->v[RF_TYPE].p == NULL || rs->t[RF_TYPE] != JSON_STRING) {
                 snprintf(err, errsz, "frame without a \"type\" string");
-                goto out;
+                return -1;
         }
-        jtext_string(rs.v[RF_TYPE], name, sizeof(name));
-        if (rs.v[RF_TYPE].n > sizeof(name) || lookup_type(name, &t) < 0) {
+        jtext_string(rs->v[RF_TYPE], name, sizeof(name));
+        if (rs->v[RF_TYPE].n > sizeof(name) || lookup_type(name, t) < 0) {
                 snprintf(err, errsz, "unknown frame type \"%s\"", name);
-                goto out;
+                return -1;
         }
+        return 0;
+}
+
+int frame_decode_report(const char *body, size_t len, struct report *out, char *err, size_t errsz)
+{
+        struct rscan rs;
+        enum frame_type t;
+        int rc = -1;
+
+        memset(out, 0, sizeof(*out));
+        if (scan_frame(body, len, &rs, &t, err, errsz) < 0)
+                goto out;
         out->type = t;
         switch (t) {
         case FRAME_HEARTBEAT:
@@ -653,4 +643,97 @@ out:
         if (rc < 0 && errsz > 0)
                 util_utf8_sanitize(err);
         return rc;
+}
+
+/* ---- the worker's decode point ---- */
+
+static const struct report_rule task_rules[] = {
+    {RF_ID, T_INT},         {RF_ATTEMPT, T_INT}, {RF_WORKFLOW, T_STR},
+    {RF_TRACE_ID, T_STR},   {RF_PAYLOAD, T_ANY}, {RF_STATE, T_OBJNULL},
+    {RF_DEFINITION, T_OBJ}, {RF_AGENTS, T_OBJ},  {RF_COUNT, 0},
+};
+
+/* The tree of a member's span, which jscan_object() checked, with no repeated key. */
+static json_t *task_tree(struct jtext v, const char *name, char *err, size_t errsz)
+{
+        json_error_t jerr;
+        json_t *tree = json_loadb(v.p, v.n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+
+        if (tree == NULL)
+                snprintf(err, errsz, "frame is not JSON: task \"%s\": %s", name, jerr.text);
+        return tree;
+}
+
+/* The span of body that v (a span of from) covers. */
+static struct jtext rebase(struct jtext v, const char *from, const char *body)
+{
+        return v.p == NULL ? JTEXT_NONE : (struct jtext){body + (v.p - from), v.n};
+}
+
+static int decode_task(const char *body, size_t len, const struct rscan *rs, struct frame *out,
+                       char *err, size_t errsz)
+{
+        struct task_frame *t = &out->task;
+
+        if (report_check(rs, FRAME_TASK, task_rules, err, errsz) < 0)
+                return -1;
+        if (rs->v[RF_OPEN_AGENTS].p != NULL && rs->t[RF_OPEN_AGENTS] != JSON_ARRAY) {
+                snprintf(err, errsz, "task frame: \"open_agents\" has the wrong type");
+                return -1;
+        }
+        t->id = jtext_int(rs->v[RF_ID]);
+        t->attempt = jtext_int(rs->v[RF_ATTEMPT]);
+        t->payload = task_tree(rs->v[RF_PAYLOAD], "payload", err, errsz);
+        if (t->payload == NULL)
+                return -1;
+        if (rs->t[RF_STATE] == JSON_OBJECT) {
+                t->state = task_tree(rs->v[RF_STATE], "state", err, errsz);
+                if (t->state == NULL)
+                        return -1;
+        }
+        t->workflow = jtext_strdup(rs->v[RF_WORKFLOW]);
+        t->trace_id = jtext_strdup(rs->v[RF_TRACE_ID]);
+        out->body = util_calloc(1, len);
+        memcpy(out->body, body, len);
+        out->body_len = len;
+        t->definition = rebase(rs->v[RF_DEFINITION], body, out->body);
+        t->agents = rebase(rs->v[RF_AGENTS], body, out->body);
+        t->open_agents = rebase(rs->v[RF_OPEN_AGENTS], body, out->body);
+        return 0;
+}
+
+/* Any other frame, as a tree: the worker only ever reads "shutdown". */
+static int decode_tree(const char *body, size_t len, enum frame_type t, struct frame *out,
+                       char *err, size_t errsz)
+{
+        json_error_t jerr;
+
+        out->msg = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (out->msg == NULL) {
+                snprintf(err, errsz, "frame is not JSON: %s", jerr.text);
+                return -1;
+        }
+        return check_fields(out->msg, t, err, errsz);
+}
+
+int frame_decode(const char *body, size_t len, struct frame *out, char *err, size_t errsz)
+{
+        struct rscan rs;
+        enum frame_type t;
+
+        memset(out, 0, sizeof(*out));
+        if (scan_frame(body, len, &rs, &t, err, errsz) < 0)
+                goto fail;
+        if (t == FRAME_TASK ? decode_task(body, len, &rs, out, err, errsz) < 0
+                            : decode_tree(body, len, t, out, err, errsz) < 0)
+                goto fail;
+        out->type = t;
+        return 0;
+fail:
+        /* The reason goes into log lines and JSON, but jansson quotes the bytes
+         * near a syntax error, which may end inside a character. */
+        if (errsz > 0)
+                util_utf8_sanitize(err);
+        frame_clear(out);
+        return -1;
 }

@@ -5,10 +5,11 @@
  * JSON object whose "type" names the frame.  Each side has one place where
  * a frame body becomes a typed, validated message, and nothing acts on a
  * frame that did not pass through it: frame_decode() in the worker (a
- * jansson tree, which its workflow runs on), frame_decode_report() in
- * chimerad (spans of the body, which it passes on to PostgreSQL as text;
- * it checks exactly what frame_decode() checks, held to it by the fuzz
- * target fuzz/fuzz_frame.c).  Sizes are bounded by the configured maximum
+ * struct task_frame, trees of the payload and checkpoint its workflow runs
+ * on), frame_decode_report() in chimerad (spans of the body, which it
+ * passes on to PostgreSQL as text; it checks exactly what frame_decode()
+ * checks, held to it by the fuzz target fuzz/fuzz_frame.c).  Both check
+ * the body with one scanner (jscan.h).  Sizes are bounded by the configured maximum
  * (pool.max_frame_size) on both sides.
  *
  *   supervisor -> worker   task      {"type":"task","id","attempt","workflow",
@@ -51,9 +52,30 @@ enum frame_type {
         FRAME_SHUTDOWN,
 };
 
+/*
+ * A task frame as the worker runs it.  The scalars are decoded, payload and
+ * checkpoint are trees; the workflow's definition, its agents and the
+ * paused agents stay spans of the frame's own copy of the body (checked
+ * JSON of the right type), because consecutive tasks of one workflow carry
+ * the same texts: the runner parses a definition or an agents text only
+ * when it differs from the one it parsed last (worker/runner.c).
+ */
+struct task_frame {
+        int64_t id, attempt;
+        char *workflow, *trace_id; /* owned */
+        json_t *payload;           /* owned: any JSON */
+        json_t *state;             /* owned: an object, or NULL for null */
+        struct jtext definition;   /* an object */
+        struct jtext agents;       /* an object */
+        struct jtext open_agents;  /* an array, or JTEXT_NONE when absent */
+};
+
 struct frame {
         enum frame_type type;
-        json_t *msg; /* owned: the whole object, "type" included */
+        json_t *msg;            /* owned: the whole object, "type" included; NULL for a task */
+        struct task_frame task; /* FRAME_TASK */
+        char *body;             /* owned: a copy of the body, which the task's spans point into */
+        size_t body_len;
 };
 
 /* "task", "progress", ...; "unknown" for anything else. */
@@ -68,9 +90,12 @@ int frame_header_length(const unsigned char hdr[FRAME_HEADER_SIZE], size_t max, 
 
 /*
  * Decodes and validates one frame body of len bytes (without the header).
- * On success returns 0 and fills *out (the caller owns out->msg; release it
- * with frame_clear()).  On failure returns -1 and writes a reason to err,
- * valid UTF-8 whatever the body held.
+ * On success returns 0 and fills *out: out->task for a task frame, out->msg
+ * for any other (release what it holds with frame_clear()).  On failure
+ * returns -1, leaves *out cleared and writes a reason to err, valid UTF-8
+ * whatever the body held.  The body must be JSON as jansson takes it, with
+ * no repeated key in what is decoded (a task's definition and agents are
+ * checked for those when the runner parses them).
  */
 int frame_decode(const char *body, size_t len, struct frame *out, char *err, size_t errsz)
     __attribute__((warn_unused_result));
@@ -144,7 +169,7 @@ struct report {
 int frame_decode_report(const char *body, size_t len, struct report *out, char *err, size_t errsz)
     __attribute__((warn_unused_result));
 
-/* Releases out->msg; safe on a cleared frame. */
+/* Releases what the frame holds; safe on a cleared frame. */
 void frame_clear(struct frame *f);
 
 /*

@@ -5,10 +5,13 @@
  *
  * Beyond not crashing, a decoded frame must keep frame.h's promise: each
  * field its type requires is there with the right JSON type, so receivers
- * read them unchecked.  A task frame then goes where the worker takes it
+ * read them unchecked.  A task frame, decoded in place, must be one that
+ * jansson takes whole with the same values (and one jansson takes must not
+ * be refused: check_task); it then goes where the worker takes it
  * (workflow_parse() of its definition, workflow_check_payload(), each
- * agent's limits through agent_limits_parse()), and any decoded frame
- * must encode and decode again to the same type.  Refusals must be valid
+ * agent's limits through agent_limits_parse()) and decodes again from the
+ * frame's copy.  Any other decoded frame must encode and decode again to
+ * the same type.  Refusals must be valid
  * UTF-8: they end up in log lines and last_error.  frame_decode_report(),
  * chimerad's decoder of the frames a worker sends, is held to jansson's
  * verdict and values (check_report).
@@ -75,22 +78,45 @@ static void read_limits(json_t *agents)
         }
 }
 
+/*
+ * A span the decoder kept as text, parsed as the runner parses it: only a
+ * repeated key may stop jansson (the decoder checked the rest).  NULL then.
+ */
+static json_t *parse_span(struct jtext t, const char *what)
+{
+        json_error_t jerr;
+        json_t *v = json_loadb(t.p, t.n, JSON_REJECT_DUPLICATES, &jerr);
+
+        if (v == NULL)
+                FUZZ_CHECK(strstr(jerr.text, "duplicate") != NULL, "%s: %s", what, jerr.text);
+        return v;
+}
+
 /* What chimera-worker does with a task frame before it runs any agent. */
-static void run_task_frame(json_t *msg)
+static void run_task_frame(const struct task_frame *t)
 {
         char err[1024];
         struct workflow *wf;
+        json_t *def, *agents, *open;
 
-        check_integer(msg, "id");
-        check_integer(msg, "attempt");
-        check_string(msg, "workflow");
-        check_string(msg, "trace_id");
-        FUZZ_CHECK(json_is_object(json_object_get(msg, "definition")), "definition");
-        FUZZ_CHECK(json_is_object(json_object_get(msg, "agents")), "agents");
-        read_limits(json_object_get(msg, "agents"));
-        wf = workflow_parse(json_string_value(json_object_get(msg, "workflow")),
-                            json_object_get(msg, "definition"), "workflow", NULL, NULL, err,
-                            sizeof(err));
+        FUZZ_CHECK(t->workflow != NULL && t->trace_id != NULL, "strings");
+        FUZZ_CHECK(t->payload != NULL, "payload");
+        FUZZ_CHECK(t->state == NULL || json_is_object(t->state), "state");
+        agents = parse_span(t->agents, "agents");
+        FUZZ_CHECK(agents == NULL || json_is_object(agents), "agents");
+        read_limits(agents);
+        json_decref(agents);
+        if (t->open_agents.p != NULL) {
+                open = parse_span(t->open_agents, "open_agents");
+                FUZZ_CHECK(open == NULL || json_is_array(open), "open_agents");
+                json_decref(open);
+        }
+        def = parse_span(t->definition, "definition");
+        if (def == NULL)
+                return;
+        FUZZ_CHECK(json_is_object(def), "definition");
+        wf = workflow_parse(t->workflow, def, "workflow", NULL, NULL, err, sizeof(err));
+        json_decref(def);
         if (wf == NULL) {
                 FUZZ_CHECK(fuzz_is_json_text(err), "workflow error is not UTF-8: %s", err);
                 return;
@@ -103,9 +129,71 @@ static void run_task_frame(json_t *msg)
                            "edge out of range");
                 FUZZ_CHECK(p->agent != NULL && p->action != NULL, "phase %s", p->name);
         }
-        if (workflow_check_payload(wf, json_object_get(msg, "payload"), err, sizeof(err)) < 0)
+        if (workflow_check_payload(wf, t->payload, err, sizeof(err)) < 0)
                 FUZZ_CHECK(fuzz_is_json_text(err), "payload error is not UTF-8: %s", err);
         workflow_free(wf);
+}
+
+/*
+ * Whether jansson's tree of a body is a task frame the worker must take:
+ * each field of the right type (what the decoder checked before it read
+ * task frames in place).
+ */
+static bool task_tree_ok(json_t *msg)
+{
+        json_t *state = json_object_get(msg, "state"), *open = json_object_get(msg, "open_agents");
+
+        return json_is_object(msg) && json_is_string(json_object_get(msg, "type")) &&
+               strcmp(json_string_value(json_object_get(msg, "type")), "task") == 0 &&
+               json_is_integer(json_object_get(msg, "id")) &&
+               json_is_integer(json_object_get(msg, "attempt")) &&
+               json_is_string(json_object_get(msg, "workflow")) &&
+               json_is_string(json_object_get(msg, "trace_id")) &&
+               json_object_get(msg, "payload") != NULL &&
+               (json_is_object(state) || json_is_null(state)) &&
+               json_is_object(json_object_get(msg, "definition")) &&
+               json_is_object(json_object_get(msg, "agents")) &&
+               (open == NULL || json_is_array(open));
+}
+
+/* A task frame against jansson's verdict on the whole body. */
+static void check_task(const unsigned char *data, size_t size, const struct frame *f)
+{
+        json_t *v;
+
+        if (memchr(data, '\0', size) != NULL)
+                return; /* jansson's reader skips NUL bytes; JSON has none */
+        v = json_loadb((const char *)data, size, f != NULL ? 0 : JSON_REJECT_DUPLICATES, NULL);
+        if (f != NULL)
+                FUZZ_CHECK(v != NULL && task_tree_ok(v), "a task frame jansson refuses");
+        else
+                FUZZ_CHECK(v == NULL || !task_tree_ok(v), "a task frame jansson takes was refused");
+        if (f != NULL) {
+                FUZZ_CHECK(json_integer_value(json_object_get(v, "id")) == f->task.id, "id");
+                FUZZ_CHECK(json_integer_value(json_object_get(v, "attempt")) == f->task.attempt,
+                           "attempt");
+                FUZZ_CHECK(strcmp(json_string_value(json_object_get(v, "workflow")),
+                                  f->task.workflow) == 0,
+                           "workflow");
+                FUZZ_CHECK(json_equal(json_object_get(v, "payload"), f->task.payload), "payload");
+        }
+        json_decref(v);
+}
+
+/* A task frame decodes again, from the frame's own copy, to the same fields. */
+static void check_task_again(const struct frame *f)
+{
+        struct frame again;
+        char err[256];
+
+        FUZZ_CHECK(frame_decode(f->body, f->body_len, &again, err, sizeof(err)) == 0,
+                   "a task frame's copy does not decode: %s", err);
+        FUZZ_CHECK(
+            again.type == FRAME_TASK && again.task.id == f->task.id &&
+                again.task.definition.n == f->task.definition.n &&
+                memcmp(again.task.definition.p, f->task.definition.p, f->task.definition.n) == 0,
+            "a task frame's copy decodes differently");
+        frame_clear(&again);
 }
 
 static void check_round_trip(const struct frame *f)
@@ -205,17 +293,26 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         if (size > FUZZ_MAX_FRAME)
                 return 0;
         if (frame_decode((const char *)data, size, &f, err, sizeof(err)) < 0) {
-                FUZZ_CHECK(f.msg == NULL, "a refused frame keeps its message");
+                FUZZ_CHECK(f.msg == NULL && f.body == NULL && f.task.payload == NULL,
+                           "a refused frame keeps its message");
                 FUZZ_CHECK(fuzz_is_json_text(err), "refusal is not UTF-8: %s", err);
                 check_report(data, size, NULL);
+                check_task(data, size, NULL);
                 return 0;
         }
         check_report(data, size, &f);
-        FUZZ_CHECK(json_is_object(f.msg), "not an object");
         FUZZ_CHECK(strcmp(frame_type_name(f.type), "unknown") != 0, "type %d", f.type);
+        if (f.type == FRAME_TASK) {
+                FUZZ_CHECK(f.msg == NULL && f.body != NULL, "a task frame as a tree");
+                check_task(data, size, &f);
+                run_task_frame(&f.task);
+                check_task_again(&f);
+                frame_clear(&f);
+                return 0;
+        }
+        FUZZ_CHECK(json_is_object(f.msg), "not an object");
         switch (f.type) {
         case FRAME_TASK:
-                run_task_frame(f.msg);
                 break;
         case FRAME_PROGRESS:
                 check_progress(f.msg);

@@ -155,7 +155,7 @@ int main(int argc, char **argv)
                         frame_clear(&f);
                         return 1;
                 }
-                rc = runner_run(WORKER_FD, max, f.msg);
+                rc = runner_run(WORKER_FD, max, &f.task);
                 frame_clear(&f);
                 if (rc < 0)
                         return 1;

@@ -38,11 +38,13 @@
 struct run {
         int fd;
         size_t max;
-        json_t *task; /* borrowed task frame */
+        const struct task_frame *task; /* borrowed */
         json_int_t id;
         json_int_t attempt;
-        struct workflow *wf;
-        json_t *state; /* owned checkpoint */
+        struct workflow *wf; /* borrowed from the cache */
+        json_t *agents;      /* borrowed from the cache: the frame's agents */
+        json_t *open;        /* owned: the agents chimerad has paused, or NULL */
+        json_t *state;       /* owned checkpoint */
 };
 
 static void format_error(char *buf, size_t size, const char *fmt, ...)
@@ -135,12 +137,11 @@ static int send_result(struct run *r, const char *status, json_t *result, const 
 
 static json_t *agent_request(struct run *r, const struct wf_phase *p)
 {
-        return json_pack(
-            "{s:O, s:O, s:O, s:s, s:s, s:s, s:O?, s:O, s:O}", "task_id",
-            json_object_get(r->task, "id"), "attempt", json_object_get(r->task, "attempt"),
-            "trace_id", json_object_get(r->task, "trace_id"), "workflow", r->wf->name, "phase",
-            p->name, "action", p->action, "params", p->params, "payload",
-            json_object_get(r->task, "payload"), "results", json_object_get(r->state, "results"));
+        return json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:O?, s:O, s:O}", "task_id",
+                         (json_int_t)r->id, "attempt", (json_int_t)r->attempt, "trace_id",
+                         r->task->trace_id, "workflow", r->wf->name, "phase", p->name, "action",
+                         p->action, "params", p->params, "payload", r->task->payload, "results",
+                         json_object_get(r->state, "results"));
 }
 
 /* Runs phase p's agent into *ar, with the request only an agent program reads. */
@@ -149,11 +150,11 @@ static void run_agent(struct run *r, const struct wf_phase *p, struct agent_resu
         json_t *req;
 
         if (workflow_agent_is_builtin(p->agent)) {
-                agent_run_builtin(p, json_object_get(r->task, "payload"), r->fd, ar);
+                agent_run_builtin(p, r->task->payload, r->fd, ar);
                 return;
         }
         req = agent_request(r, p);
-        agent_run(p, json_object_get(json_object_get(r->task, "agents"), p->agent), req, r->fd, ar);
+        agent_run(p, json_object_get(r->agents, p->agent), req, r->fd, ar);
         json_decref(req);
 }
 
@@ -189,12 +190,11 @@ static int finish_from_checkpoint(struct run *r)
 
 static int start_state(struct run *r, char *err, size_t errsz)
 {
-        json_t *st = json_object_get(r->task, "state");
+        json_t *st = r->task->state;
         const char *phase;
 
-        if (!json_is_object(st)) {
-                if (workflow_check_payload(r->wf, json_object_get(r->task, "payload"), err, errsz) <
-                    0)
+        if (st == NULL) {
+                if (workflow_check_payload(r->wf, r->task->payload, err, errsz) < 0)
                         return -1;
                 r->state =
                     json_pack("{s:s, s:i, s:{}}", "phase", r->wf->phases[r->wf->initial].name,
@@ -289,10 +289,10 @@ static void add_usage(struct run *r, const struct agent_result *ar)
 /* True when chimerad's circuit breaker has paused the agent of phase p. */
 static bool agent_paused(struct run *r, const struct wf_phase *p)
 {
-        json_t *open = json_object_get(r->task, "open_agents"), *v;
+        json_t *v;
         size_t i;
 
-        json_array_foreach (open, i, v) {
+        json_array_foreach (r->open, i, v) {
                 if (json_is_string(v) && strcmp(json_string_value(v), p->agent) == 0)
                         return true;
         }
@@ -382,43 +382,133 @@ static int run_phases(struct run *r)
 }
 
 /*
- * The parsed workflow of a task frame.  Tasks of one workflow follow each
- * other, each frame carrying the same definition: the last one parsed is
- * kept and used again while name and definition are equal.  Borrowed: valid
- * until the next call.
+ * A text of the task frame and what the worker made of it.  Tasks of one
+ * workflow follow each other, each frame carrying the same definition and
+ * agents texts: what was made of the last text is used again while the
+ * text is the same, so a definition is parsed once, not once per task.
  */
-static struct workflow *cached_workflow(const char *name, json_t *def, char *err, size_t errsz)
-{
-        static struct workflow *wf;
-        static json_t *wf_def;
-        static char *wf_name;
+struct text_cache {
+        char *text;
+        size_t len;
+};
 
-        if (wf != NULL && name != NULL && strcmp(name, wf_name) == 0 && json_equal(def, wf_def))
+static bool cache_hit(const struct text_cache *c, struct jtext t)
+{
+        return c->text != NULL && c->len == t.n && memcmp(c->text, t.p, t.n) == 0;
+}
+
+static void cache_forget(struct text_cache *c)
+{
+        free(c->text);
+        c->text = NULL;
+        c->len = 0;
+}
+
+static void cache_keep(struct text_cache *c, struct jtext t)
+{
+        c->text = util_calloc(1, t.n + 1);
+        memcpy(c->text, t.p, t.n);
+        c->len = t.n;
+}
+
+/*
+ * The span's JSON as a tree (the frame decoder checked its syntax), with no
+ * repeated key; NULL with jansson's reason in err.
+ */
+static json_t *parse_span(struct jtext t, char *err, size_t errsz)
+{
+        json_error_t jerr;
+        json_t *v = json_loadb(t.p, t.n, JSON_REJECT_DUPLICATES, &jerr);
+
+        if (v == NULL)
+                format_error(err, errsz, "%s", jerr.text);
+        return v;
+}
+
+/* The workflow of a task frame.  Borrowed: valid until the next call. */
+static struct workflow *cached_workflow(const char *name, struct jtext def, char *err, size_t errsz)
+{
+        static struct text_cache text;
+        static struct workflow *wf;
+        static char *wf_name;
+        json_t *tree;
+
+        if (wf != NULL && strcmp(name, wf_name) == 0 && cache_hit(&text, def))
                 return wf;
         workflow_free(wf);
-        json_decref(wf_def);
         free(wf_name);
-        wf = workflow_parse(name, def, "workflow", NULL, NULL, err, errsz);
-        wf_def = wf != NULL ? json_deep_copy(def) : NULL;
-        wf_name = wf != NULL ? util_strdup(name) : NULL;
+        wf = NULL;
+        wf_name = NULL;
+        cache_forget(&text);
+        tree = parse_span(def, err, errsz);
+        if (tree == NULL)
+                return NULL;
+        wf = workflow_parse(name, tree, "workflow", NULL, NULL, err, errsz);
+        json_decref(tree); /* the workflow keeps what it needs */
+        if (wf == NULL)
+                return NULL;
+        wf_name = util_strdup(name);
+        cache_keep(&text, def);
         return wf;
 }
 
-int runner_run(int fd, size_t max_frame, json_t *task)
+/* The agents of a task frame ({name: definition}).  Borrowed: valid until the next call. */
+static json_t *cached_agents(struct jtext agents, char *err, size_t errsz)
+{
+        static struct text_cache text;
+        static json_t *tree;
+
+        if (tree != NULL && cache_hit(&text, agents))
+                return tree;
+        json_decref(tree);
+        cache_forget(&text);
+        tree = parse_span(agents, err, errsz);
+        if (tree != NULL)
+                cache_keep(&text, agents);
+        return tree;
+}
+
+/*
+ * Looks up what the task needs besides its checkpoint: workflow, agents and
+ * the paused agents.  Returns 0, or -1 with the reason in err.
+ */
+static int prepare(struct run *r, char *err, size_t errsz)
+{
+        const struct task_frame *t = r->task;
+        char why[1024];
+
+        r->wf = cached_workflow(t->workflow, t->definition, why, sizeof(why));
+        if (r->wf == NULL) {
+                format_error(err, errsz, "invalid workflow definition: %s", why);
+                return -1;
+        }
+        r->agents = cached_agents(t->agents, why, sizeof(why));
+        if (r->agents == NULL) {
+                format_error(err, errsz, "invalid agent definitions: %s", why);
+                return -1;
+        }
+        /* Usually none: "[]" needs no parsing. */
+        if (t->open_agents.p != NULL && !(t->open_agents.n == 2 && t->open_agents.p[1] == ']')) {
+                r->open = parse_span(t->open_agents, why, sizeof(why));
+                if (r->open == NULL) {
+                        format_error(err, errsz, "invalid list of paused agents: %s", why);
+                        return -1;
+                }
+        }
+        return 0;
+}
+
+int runner_run(int fd, size_t max_frame, const struct task_frame *task)
 {
         struct run r = {.fd = fd, .max = max_frame, .task = task};
-        char err[1024];
+        char err[1100];
         int rc;
 
-        r.id = json_integer_value(json_object_get(task, "id"));
-        r.attempt = json_integer_value(json_object_get(task, "attempt"));
-        r.wf = cached_workflow(json_string_value(json_object_get(task, "workflow")),
-                               json_object_get(task, "definition"), err, sizeof(err));
-        if (r.wf == NULL) {
-                char msg[1100];
-                format_error(msg, sizeof(msg), "invalid workflow definition: %s", err);
-                rc = send_result(&r, "failed", NULL, msg);
-        } else if (start_state(&r, err, sizeof(err)) < 0)
+        r.id = task->id;
+        r.attempt = task->attempt;
+        if (prepare(&r, err, sizeof(err)) < 0)
+                rc = send_result(&r, "failed", NULL, err);
+        else if (start_state(&r, err, sizeof(err)) < 0)
                 rc = send_result(&r, "failed", NULL, err);
         else if (is_terminal(json_string_value(json_object_get(r.state, "phase"))))
                 rc = finish_from_checkpoint(&r);
@@ -427,5 +517,6 @@ int runner_run(int fd, size_t max_frame, json_t *task)
         if (rc == 0 && flush_frames(&r) < 0)
                 rc = -1;
         json_decref(r.state);
+        json_decref(r.open);
         return rc;
 }

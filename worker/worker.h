@@ -83,11 +83,14 @@ void agent_run(const struct wf_phase *phase, json_t *def, json_t *request, int c
 void agent_run_builtin(const struct wf_phase *phase, json_t *payload, int ctl_fd,
                        struct agent_result *out);
 
+struct task_frame;
+
 /*
  * Runs one task frame's workflow to its end, sending progress and result
- * frames on fd.  Returns 0, or -1 when the socket failed (the worker must
- * exit).
+ * frames on fd.  task is borrowed.  Returns 0, or -1 when the socket failed
+ * (the worker must exit).
  */
-int runner_run(int fd, size_t max_frame, json_t *task) __attribute__((warn_unused_result));
+int runner_run(int fd, size_t max_frame, const struct task_frame *task)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -289,6 +289,35 @@ START_TEST(failing_phase_ends_the_task_failed_with_its_reason)
 }
 END_TEST
 
+/*
+ * A worker keeps the last workflow definition it parsed and uses it again
+ * while the frames carry the same text: one worker fed four workflows in
+ * turn must run each task by its own.
+ */
+START_TEST(one_worker_runs_interleaved_workflows_each_by_its_own_definition)
+{
+        h_write_config(1, NULL);
+        h_exec("INSERT INTO chimera.tasks (workflow, payload) "
+               "SELECT (ARRAY['noop', 'fail', 'loop', 'twophase'])[i % 4 + 1], '{\"ms\": 1}' "
+               "FROM generate_series(0, 39) i ORDER BY i");
+        h_start_chimerad(H.config, "chimerad");
+        ck_assert(h_wait_int(ALL_DONE(40), 40, 60000));
+        ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.tasks WHERE workflow = 'noop' "
+                               "AND status = 'succeeded' AND (state->>'transitions')::int = 1"),
+                         10);
+        ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.tasks WHERE workflow = 'fail' "
+                               "AND status = 'failed' "
+                               "AND last_error = 'phase run failed: builtin:fail always fails'"),
+                         10);
+        ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.tasks WHERE workflow = 'loop' "
+                               "AND status = 'failed' AND last_error LIKE '%max_transitions (3)%'"),
+                         10);
+        ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.tasks WHERE workflow = 'twophase' "
+                               "AND status = 'succeeded' AND (state->>'transitions')::int = 2"),
+                         10);
+}
+END_TEST
+
 START_TEST(expired_lease_of_a_dead_supervisor_is_reaped)
 {
         h_write_config(1, NULL);
@@ -358,6 +387,7 @@ Suite *pool_suite(void)
         tcase_add_test(tc, unknown_workflow_fails_with_a_clear_error_and_is_not_lost);
         tcase_add_test(tc, missing_required_field_fails_naming_the_field);
         tcase_add_test(tc, failing_phase_ends_the_task_failed_with_its_reason);
+        tcase_add_test(tc, one_worker_runs_interleaved_workflows_each_by_its_own_definition);
         tcase_add_test(tc, expired_lease_of_a_dead_supervisor_is_reaped);
         tcase_add_test(tc, bad_config_is_refused_naming_the_key);
         tcase_add_test(tc, second_chimerad_on_the_same_socket_is_refused);

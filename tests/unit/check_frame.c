@@ -17,6 +17,12 @@ static int decode(const char *text, struct frame *f, char *err, size_t errsz)
         return frame_decode(text, strlen(text), f, err, errsz);
 }
 
+/* Whether the span is exactly s. */
+static bool jtext_eq(struct jtext t, const char *s)
+{
+        return t.p != NULL && t.n == strlen(s) && memcmp(t.p, s, t.n) == 0;
+}
+
 START_TEST(valid_frames_of_every_type_decode)
 {
         const char *ok[] = {
@@ -174,6 +180,78 @@ START_TEST(a_refusal_is_utf8_whatever_the_body_holds)
         /* A quote is cut before a character rather than replaced. */
         ck_assert_int_lt(decode(longtype, &f, err, sizeof(err)), 0);
         ck_assert_ptr_null(strchr(err, '?'));
+}
+END_TEST
+
+#define TASK_FRAME(payload, state, def, open)                                                      \
+        "{\"type\":\"task\",\"id\":7,\"attempt\":2,\"workflow\":\"w\\u00e9\",\"trace_id\":\"t1\"," \
+        "\"payload\":" payload ",\"state\":" state ",\"definition\":" def                          \
+        ",\"agents\":{\"a\":{\"argv\":[\"x\"]}}" open "}"
+
+/* The worker's task: scalars decoded, payload and checkpoint trees, texts as spans of its copy. */
+START_TEST(a_task_frame_decodes_into_fields)
+{
+        const char *text = TASK_FRAME("{\"n\":[1,2]}", "{\"phase\":\"p\"}", "{\"initial\":\"p\"}",
+                                      ",\"open_agents\":[\"a\"]");
+        struct frame f;
+        char err[256];
+
+        ck_assert_msg(decode(text, &f, err, sizeof(err)) == 0, "%s", err);
+        ck_assert_int_eq(f.type, FRAME_TASK);
+        ck_assert_ptr_null(f.msg);
+        ck_assert_int_eq(f.task.id, 7);
+        ck_assert_int_eq(f.task.attempt, 2);
+        ck_assert_str_eq(f.task.workflow, "w\xc3\xa9");
+        ck_assert_str_eq(f.task.trace_id, "t1");
+        ck_assert_int_eq(
+            json_integer_value(json_array_get(json_object_get(f.task.payload, "n"), 1)), 2);
+        ck_assert_str_eq(json_string_value(json_object_get(f.task.state, "phase")), "p");
+        ck_assert(jtext_eq(f.task.definition, "{\"initial\":\"p\"}"));
+        ck_assert(jtext_eq(f.task.agents, "{\"a\":{\"argv\":[\"x\"]}}"));
+        ck_assert(jtext_eq(f.task.open_agents, "[\"a\"]"));
+        /* The spans point into the frame's own copy, not the caller's buffer. */
+        ck_assert(f.task.definition.p < text || f.task.definition.p >= text + strlen(text));
+        frame_clear(&f);
+
+        /* A null checkpoint is none; open_agents may be absent. */
+        ck_assert_msg(decode(TASK_FRAME("7", "null", "{}", ""), &f, err, sizeof(err)) == 0, "%s",
+                      err);
+        ck_assert_ptr_null(f.task.state);
+        ck_assert_int_eq(json_integer_value(f.task.payload), 7);
+        ck_assert_ptr_null(f.task.open_agents.p);
+        frame_clear(&f);
+        frame_clear(&f); /* safe twice */
+}
+END_TEST
+
+START_TEST(a_bad_task_frame_is_refused_with_a_reason)
+{
+        struct {
+                const char *text, *reason;
+        } bad[] = {
+            {TASK_FRAME("{\"k\":1,\"k\":2}", "null", "{}", ""), "duplicate object key"},
+            {TASK_FRAME("{}", "{\"p\":1,\"p\":1}", "{}", ""), "duplicate object key"},
+            {TASK_FRAME("{}", "null", "{}", ",\"payload\":{}"), "duplicate object key"},
+            {TASK_FRAME("{}", "[]", "{}", ""), "\"state\" has the wrong type"},
+            {TASK_FRAME("{}", "null", "[]", ""), "\"definition\" has the wrong type"},
+            {TASK_FRAME("{}", "null", "{}", ",\"open_agents\":{}"),
+             "\"open_agents\" has the wrong type"},
+            {TASK_FRAME("{}", "null", "{\"a\":\"\\ud800\"}", ""), "not JSON"},
+            {TASK_FRAME("{}", "null", "{}", ",\"x\":1e999"), "not JSON"},
+        };
+        struct frame f;
+        char err[256];
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                err[0] = '\0';
+                ck_assert_msg(decode(bad[i].text, &f, err, sizeof(err)) < 0, "accepted %s",
+                              bad[i].text);
+                ck_assert_ptr_null(f.body);
+                ck_assert_ptr_null(f.task.payload);
+                ck_assert_ptr_null(f.task.workflow);
+                ck_assert_msg(strstr(err, bad[i].reason) != NULL, "%s: got \"%s\"", bad[i].text,
+                              err);
+        }
 }
 END_TEST
 
@@ -496,6 +574,8 @@ Suite *frame_suite(void)
 
         tcase_add_test(tc, valid_frames_of_every_type_decode);
         tcase_add_test(tc, garbage_is_refused_with_a_reason);
+        tcase_add_test(tc, a_task_frame_decodes_into_fields);
+        tcase_add_test(tc, a_bad_task_frame_is_refused_with_a_reason);
         tcase_add_test(tc, header_length_is_bounded);
         tcase_add_test(tc, encode_refuses_frames_over_the_maximum);
         tcase_add_test(tc, frames_round_trip_over_a_socketpair);
