@@ -48,6 +48,8 @@
 #                                   claim is then planned without statistics, as right
 #                                   after a first burst, before autovacuum's next round)
 #   BENCH_TIMEOUT [300]             seconds any one drain may take before the run fails
+#   BENCH_WAL_SEGMENTS [16]         WAL segments made ready before the parts, as on a
+#                                   server that has been running (0: none; see prealloc_wal)
 #   BENCH_CHURN_TASKS [1000000]     tasks for part churn
 #   BENCH_CHURN_RETENTION [5s]      chimerad's retention in part churn
 #   BENCH_CHURN_BACKLOG [10000]     part churn tops the queue up to this when it falls
@@ -78,6 +80,7 @@ BACKLOG_SMALL=${BENCH_BACKLOG_SMALL:-10000}
 BACKLOG_LARGE=${BENCH_BACKLOG_LARGE:-1000000}
 BACKLOG_DRAIN=${BENCH_BACKLOG_DRAIN:-10000}
 BACKLOG_TIMEOUT=${BENCH_BACKLOG_TIMEOUT:-60}
+WAL_SEGMENTS=${BENCH_WAL_SEGMENTS:-16}
 SQL_CLIENTS=${BENCH_SQL_CLIENTS:-8}
 SQL_JOBS_B10=${BENCH_SQL_JOBS_B10:-200000}
 SQL_JOBS_B100=${BENCH_SQL_JOBS_B100:-600000}
@@ -374,6 +377,24 @@ start_chimerad() {
 reset_db() {
         sql "TRUNCATE chimera.tasks, chimera.task_events, chimera.supervisors;
              DELETE FROM chimera.queues;"
+        sql "CHECKPOINT"
+}
+
+# A fresh cluster has one WAL segment.  Each 16 MB of WAL written after it
+# would create the next file: 16 MB of zeros written and fsynced while the
+# WAL write lock is held, so that no commit completes meanwhile (about
+# 20 ms on the bench machine, once every ~7,500 no-op tasks).  A server that
+# has been running does not pay it: each checkpoint renames the segments
+# it no longer needs into the next ones.  So the bench makes WAL_SEGMENTS
+# segments (a row and pg_switch_wal() each) and a checkpoint recycles them
+# ahead; each part's own checkpoint (reset_db) recycles them again.
+prealloc_wal() {
+        [ "$WAL_SEGMENTS" -gt 0 ] || return 0
+        sql "CREATE TABLE bench_wal (n int)"
+        sql "DO \$\$ BEGIN FOR i IN 1..$WAL_SEGMENTS LOOP
+                 INSERT INTO bench_wal VALUES (i); PERFORM pg_switch_wal();
+             END LOOP; END \$\$"
+        sql "DROP TABLE bench_wal"
         sql "CHECKPOINT"
 }
 
@@ -901,6 +922,9 @@ say "parts:$parts"
 url=$(sh tests/pg.sh start "$pgdir" --durable)
 say "PostgreSQL $(sql "SHOW server_version"), fsync $(sql "SHOW fsync")," \
         "synchronous_commit $(sql "SHOW synchronous_commit"), shared_buffers $(sql "SHOW shared_buffers")"
+prealloc_wal
+say "WAL: $(sql "SELECT count(*) FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}\$'") segments of" \
+        "$(sql "SHOW wal_segment_size") ready (BENCH_WAL_SEGMENTS $WAL_SEGMENTS)"
 write_config
 "$build/chimerad" -c "$cfg" --migrate >/dev/null
 
