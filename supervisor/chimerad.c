@@ -253,6 +253,9 @@ static void keep_fixed_settings(const struct config *old, struct config *cfg)
         keep_string("user", old->user, &cfg->user);
         keep_string("group", old->group, &cfg->group);
         keep_string("control_socket_group", old->control_socket_group, &cfg->control_socket_group);
+        /* The listener is bound and the token read at start (http.c). */
+        keep_string("http.listen", old->http_listen, &cfg->http_listen);
+        keep_string("http.token_file", old->http_token_file, &cfg->http_token_file);
         if (old->pool_size != cfg->pool_size) {
                 log_warnx("reload: pool.size changed; restart chimerad to apply it");
                 cfg->pool_size = old->pool_size;

@@ -4,10 +4,15 @@
  * config with SIGHUP, back-off when workers keep crashing, and the agent
  * circuit breaker.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -146,6 +151,56 @@ START_TEST(sighup_with_a_broken_config_keeps_the_running_one)
         ck_assert_int_eq(kill(sup, SIGHUP), 0);
         ck_assert(log_has("SIGHUP: keeping the running configuration", 30000));
         ck_assert_int_eq(kill(sup, 0), 0);
+        h_exec("INSERT INTO chimera.tasks (workflow) VALUES ('noop')");
+        ck_assert(
+            h_wait_int("SELECT count(*) FROM chimera.tasks WHERE status = 'succeeded'", 1, 30000));
+}
+END_TEST
+
+/* Whether something accepts TCP connections on 127.0.0.1:port. */
+static bool listening(int port)
+{
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        bool ok;
+
+        ck_assert_int_ge(fd, 0);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+        close(fd);
+        return ok;
+}
+
+/*
+ * What a reload cannot change (bound to the socket, the connection, the
+ * listener, the worker slots) keeps its running value, and the log says
+ * which setting waits for a restart.
+ */
+START_TEST(sighup_keeps_what_needs_a_restart_and_says_so)
+{
+        char extra[256];
+        pid_t sup;
+        int port = h_free_port(AF_INET);
+        json_t *j;
+
+        config(2, NULL, NULL);
+        sup = h_start_chimerad(H.config, "chimerad");
+        ck_assert(log_has("ready", 30000));
+        snprintf(extra, sizeof(extra),
+                 "\"http\": {\"listen\": \"127.0.0.1:%d\", \"token_file\": \"/nonexistent\"}",
+                 port);
+        config(3, extra, NULL);
+        ck_assert_int_eq(kill(sup, SIGHUP), 0);
+        ck_assert(log_has("configuration reloaded", 30000));
+        ck_assert(log_has("reload: pool.size changed; restart chimerad to apply it", 1000));
+        ck_assert(log_has("reload: http.listen changed; restart chimerad to apply it", 1000));
+        ck_assert(log_has("reload: http.token_file changed; restart chimerad to apply it", 1000));
+        j = status_json();
+        ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "pool"), "size")),
+                         2);
+        json_decref(j);
+        /* Nothing listens on the new address, and the old config still runs tasks. */
+        ck_assert(!listening(port));
         h_exec("INSERT INTO chimera.tasks (workflow) VALUES ('noop')");
         ck_assert(
             h_wait_int("SELECT count(*) FROM chimera.tasks WHERE status = 'succeeded'", 1, 30000));
@@ -349,6 +404,7 @@ Suite *lifecycle_suite(void)
         tcase_add_test(tc, workers_above_max_worker_rss_are_replaced);
         tcase_add_test(tc, sighup_with_a_broken_config_keeps_the_running_one);
         tcase_add_test(tc, sighup_applies_a_new_workflow_and_replaces_the_workers);
+        tcase_add_test(tc, sighup_keeps_what_needs_a_restart_and_says_so);
         tcase_add_test(tc, workers_that_keep_crashing_are_respawned_with_a_growing_delay);
         tcase_add_test(tc, circuit_breaker_defers_tasks_while_an_agent_keeps_failing);
         tcase_add_test(tc, lost_database_connection_loses_nothing);
