@@ -261,10 +261,9 @@ void frame_clear(struct frame *f)
         free(f->task.trace_id);
         json_decref(f->task.payload);
         json_decref(f->task.state);
-        free(f->body);
+        free(f->texts);
         memset(&f->task, 0, sizeof(f->task));
-        f->body = NULL;
-        f->body_len = 0;
+        f->texts = NULL;
 }
 
 /* Reads exactly len bytes; returns len, 0 on EOF before the first byte, -1 otherwise. */
@@ -664,16 +663,22 @@ static json_t *task_tree(struct jtext v, const char *name, char *err, size_t err
         return tree;
 }
 
-/* The span of body that v (a span of from) covers. */
-static struct jtext rebase(struct jtext v, const char *from, const char *body)
+/* Copies span v to *at and returns the copy's span (JTEXT_NONE stays so). */
+static struct jtext keep_span(struct jtext v, char **at)
 {
-        return v.p == NULL ? JTEXT_NONE : (struct jtext){body + (v.p - from), v.n};
+        struct jtext copy = {*at, v.n};
+
+        if (v.p == NULL)
+                return JTEXT_NONE;
+        memcpy(*at, v.p, v.n);
+        *at += v.n;
+        return copy;
 }
 
-static int decode_task(const char *body, size_t len, const struct rscan *rs, struct frame *out,
-                       char *err, size_t errsz)
+static int decode_task(const struct rscan *rs, struct frame *out, char *err, size_t errsz)
 {
         struct task_frame *t = &out->task;
+        char *at;
 
         if (report_check(rs, FRAME_TASK, task_rules, err, errsz) < 0)
                 return -1;
@@ -693,12 +698,12 @@ static int decode_task(const char *body, size_t len, const struct rscan *rs, str
         }
         t->workflow = jtext_strdup(rs->v[RF_WORKFLOW]);
         t->trace_id = jtext_strdup(rs->v[RF_TRACE_ID]);
-        out->body = util_calloc(1, len);
-        memcpy(out->body, body, len);
-        out->body_len = len;
-        t->definition = rebase(rs->v[RF_DEFINITION], body, out->body);
-        t->agents = rebase(rs->v[RF_AGENTS], body, out->body);
-        t->open_agents = rebase(rs->v[RF_OPEN_AGENTS], body, out->body);
+        /* The texts only, not the body: a large payload is not kept twice. */
+        at = out->texts = util_calloc(1, rs->v[RF_DEFINITION].n + rs->v[RF_AGENTS].n +
+                                             rs->v[RF_OPEN_AGENTS].n + 1);
+        t->definition = keep_span(rs->v[RF_DEFINITION], &at);
+        t->agents = keep_span(rs->v[RF_AGENTS], &at);
+        t->open_agents = keep_span(rs->v[RF_OPEN_AGENTS], &at);
         return 0;
 }
 
@@ -724,7 +729,7 @@ int frame_decode(const char *body, size_t len, struct frame *out, char *err, siz
         memset(out, 0, sizeof(*out));
         if (scan_frame(body, len, &rs, &t, err, errsz) < 0)
                 goto fail;
-        if (t == FRAME_TASK ? decode_task(body, len, &rs, out, err, errsz) < 0
+        if (t == FRAME_TASK ? decode_task(&rs, out, err, errsz) < 0
                             : decode_tree(body, len, t, out, err, errsz) < 0)
                 goto fail;
         out->type = t;

@@ -55,8 +55,8 @@ enum frame_type {
 /*
  * A task frame as the worker runs it.  The scalars are decoded, payload and
  * checkpoint are trees; the workflow's definition, its agents and the
- * paused agents stay spans of the frame's own copy of the body (checked
- * JSON of the right type), because consecutive tasks of one workflow carry
+ * paused agents stay text (checked JSON of the right type, copied out of
+ * the body into the frame), because consecutive tasks of one workflow carry
  * the same texts: the runner parses a definition or an agents text only
  * when it differs from the one it parsed last (worker/runner.c).
  */
@@ -74,8 +74,8 @@ struct frame {
         enum frame_type type;
         json_t *msg;            /* owned: the whole object, "type" included; NULL for a task */
         struct task_frame task; /* FRAME_TASK */
-        char *body;             /* owned: a copy of the body, which the task's spans point into */
-        size_t body_len;
+        char *texts;            /* owned: copies of the task's definition, agents and open_agents,
+                                   which its spans point into */
 };
 
 /* "task", "progress", ...; "unknown" for anything else. */

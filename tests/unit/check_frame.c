@@ -209,8 +209,9 @@ START_TEST(a_task_frame_decodes_into_fields)
         ck_assert(jtext_eq(f.task.definition, "{\"initial\":\"p\"}"));
         ck_assert(jtext_eq(f.task.agents, "{\"a\":{\"argv\":[\"x\"]}}"));
         ck_assert(jtext_eq(f.task.open_agents, "[\"a\"]"));
-        /* The spans point into the frame's own copy, not the caller's buffer. */
-        ck_assert(f.task.definition.p < text || f.task.definition.p >= text + strlen(text));
+        /* The spans point into the frame's own copies, not the caller's buffer. */
+        ck_assert_ptr_eq(f.task.definition.p, f.texts);
+        ck_assert(f.task.agents.p < text || f.task.agents.p >= text + strlen(text));
         frame_clear(&f);
 
         /* A null checkpoint is none; open_agents may be absent. */
@@ -246,7 +247,7 @@ START_TEST(a_bad_task_frame_is_refused_with_a_reason)
                 err[0] = '\0';
                 ck_assert_msg(decode(bad[i].text, &f, err, sizeof(err)) < 0, "accepted %s",
                               bad[i].text);
-                ck_assert_ptr_null(f.body);
+                ck_assert_ptr_null(f.texts);
                 ck_assert_ptr_null(f.task.payload);
                 ck_assert_ptr_null(f.task.workflow);
                 ck_assert_msg(strstr(err, bad[i].reason) != NULL, "%s: got \"%s\"", bad[i].text,
