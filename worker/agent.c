@@ -198,6 +198,8 @@ static void exec_agent(const struct child *c, pid_t worker, int in, int out, int
         int e;
 
         setpgid(0, 0);
+        /* The worker runs under SCHED_BATCH (chimera-worker.c); an agent, as any program. */
+        sched_setscheduler(0, SCHED_OTHER, &(struct sched_param){0});
         /* If the worker dies, so does the agent (chimerad kills the rest of its group). */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != worker)

@@ -5,6 +5,7 @@
  * agents written into each test's directory.
  */
 #include <dirent.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,6 +104,33 @@ START_TEST(agent_gets_the_request_on_stdin_and_a_clean_environment)
         /* The worker's environment (here: the test's database URL) does not leak in. */
         ck_assert_str_eq(json_string_value(json_object_get(env, "has_db")), "");
         json_decref(env);
+}
+END_TEST
+
+/*
+ * Workers run under SCHED_BATCH, so that one woken by its next task does
+ * not preempt chimerad; the agents they start run under SCHED_OTHER, as
+ * any program would.
+ */
+START_TEST(workers_run_as_batch_and_their_agents_as_other)
+{
+        pid_t sup, pids[8];
+        int n;
+
+        /* Field 41 of /proc/PID/stat is the scheduling policy. */
+        one_agent_config(h_script("agent", "cat >/dev/null\n"
+                                           "printf '{\"policy\": %s}\\n' "
+                                           "\"$(cut -d' ' -f41 /proc/$$/stat)\""),
+                         "30s", NULL);
+        sup = h_start_chimerad(H.config, "chimerad");
+        h_exec("INSERT INTO chimera.tasks (workflow) VALUES ('w')");
+        ck_assert(
+            h_wait_int("SELECT count(*) FROM chimera.tasks WHERE status = 'succeeded'", 1, 60000));
+        ck_assert_int_eq(h_int("SELECT (result->>'policy')::int FROM chimera.tasks"), SCHED_OTHER);
+        n = h_children(sup, "chimera-worker", pids, 8);
+        ck_assert_int_eq(n, 2);
+        for (int i = 0; i < n; i++)
+                ck_assert_int_eq(sched_getscheduler(pids[i]), SCHED_BATCH);
 }
 END_TEST
 
@@ -282,6 +310,7 @@ Suite *agents_suite(void)
         TCase *tc = h_tcase("agents");
 
         tcase_add_test(tc, agent_gets_the_request_on_stdin_and_a_clean_environment);
+        tcase_add_test(tc, workers_run_as_batch_and_their_agents_as_other);
         tcase_add_test(tc, output_that_is_not_json_fails_the_phase_with_the_reason);
         tcase_add_test(tc, rejection_status_follows_on_failure_and_keeps_stderr);
         tcase_add_test(tc, agent_that_cannot_be_executed_fails_clearly);
