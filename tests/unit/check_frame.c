@@ -48,6 +48,20 @@ START_TEST(valid_frames_of_every_type_decode)
 }
 END_TEST
 
+/* text is refused with reason in the message, and the frame holds nothing. */
+static void assert_refused(const char *text, const char *reason)
+{
+        struct frame f;
+        char err[256] = "";
+
+        ck_assert_msg(decode(text, &f, err, sizeof(err)) < 0, "accepted %s", text);
+        ck_assert_ptr_null(f.msg);
+        ck_assert_ptr_null(f.texts);
+        ck_assert_ptr_null(f.task.payload);
+        ck_assert_ptr_null(f.task.workflow);
+        ck_assert_msg(strstr(err, reason) != NULL, "%s: got \"%s\"", text, err);
+}
+
 START_TEST(garbage_is_refused_with_a_reason)
 {
         struct {
@@ -70,17 +84,9 @@ START_TEST(garbage_is_refused_with_a_reason)
              "unknown event"},
             {"{\"type\":\"heartbeat\",\"pid\":1,\"pid\":2}", "not JSON"},
         };
-        struct frame f;
-        char err[256];
 
-        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                err[0] = '\0';
-                ck_assert_msg(decode(bad[i].text, &f, err, sizeof(err)) < 0, "accepted %s",
-                              bad[i].text);
-                ck_assert_ptr_null(f.msg);
-                ck_assert_msg(strstr(err, bad[i].reason) != NULL, "%s: got \"%s\"", bad[i].text,
-                              err);
-        }
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                assert_refused(bad[i].text, bad[i].reason);
 }
 END_TEST
 
@@ -240,19 +246,9 @@ START_TEST(a_bad_task_frame_is_refused_with_a_reason)
             {TASK_FRAME("{}", "null", "{\"a\":\"\\ud800\"}", ""), "not JSON"},
             {TASK_FRAME("{}", "null", "{}", ",\"x\":1e999"), "not JSON"},
         };
-        struct frame f;
-        char err[256];
 
-        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                err[0] = '\0';
-                ck_assert_msg(decode(bad[i].text, &f, err, sizeof(err)) < 0, "accepted %s",
-                              bad[i].text);
-                ck_assert_ptr_null(f.texts);
-                ck_assert_ptr_null(f.task.payload);
-                ck_assert_ptr_null(f.task.workflow);
-                ck_assert_msg(strstr(err, bad[i].reason) != NULL, "%s: got \"%s\"", bad[i].text,
-                              err);
-        }
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                assert_refused(bad[i].text, bad[i].reason);
 }
 END_TEST
 
