@@ -175,6 +175,11 @@ demo-stop:
 # `make bench` runs every part, `make bench PART=latency` one of them
 # (noop exec latency backlog sql; see bench/run.sh and README "Performance").
 BENCH_PROGRAMS = $(BUILD)/bench/chimera-bench $(BUILD)/bench/echo-agent
+# bare-agent (x86-64 only) starts without the C library, to price a process
+# per phase apart from the agent's own start; elsewhere the bench skips it.
+ifneq ($(filter x86_64-%,$(shell $(CC) -dumpmachine 2>/dev/null)),)
+BENCH_PROGRAMS += $(BUILD)/bench/bare-agent
+endif
 
 bench: all $(BENCH_PROGRAMS)
 	BENCH_BUILD=$(BUILD) BENCH_NO_MAKE=1 sh bench/run.sh $(PART)
@@ -184,6 +189,11 @@ $(BUILD)/bench/chimera-bench: $(BUILD)/bench/bench.o
 
 $(BUILD)/bench/echo-agent: $(BUILD)/bench/echo-agent.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^
+
+# No CFLAGS or LDFLAGS: sanitizers and stack protectors need the C library.
+$(BUILD)/bench/bare-agent: bench/bare-agent.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -static -nostdlib -fno-stack-protector -fno-asynchronous-unwind-tables -o $@ $<
 
 deps:
 	@sh scripts/deps.sh

@@ -23,11 +23,23 @@
  *       its COMMIT returns; then reads each task's events and reports the
  *       percentiles of commit -> "claimed", commit -> "phase_started" and
  *       commit -> "succeeded" (the warm-up tasks are left out)
+ *   chimera-bench spawn P N AGENT [ARG...]
+ *       the ceiling of a process per task on this machine, with neither
+ *       chimera nor PostgreSQL: P processes each start AGENT N times, one
+ *       after the other, as a worker does (posix_spawn, which clones
+ *       without copying the page tables; the request written to a stdin
+ *       pipe, stdout read to its end, waitpid).  Prints spawns_per_s, the
+ *       CPU per start of the agent (agent_cpu_us) and of the loop that
+ *       started it (spawner_cpu_us), and, on x86, what one CPUID
+ *       instruction costs (cpuid_us): a virtual machine traps it to the
+ *       hypervisor, and the C library runs it dozens of times as each
+ *       process starts
  *
  * Output is "key=value" lines, read by bench/run.sh.  Errors go to stderr
  * with exit status 1.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stddef.h>
 #include <stdarg.h>
@@ -36,13 +48,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 #include <libpq-fe.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
@@ -480,10 +500,158 @@ static int cmd_latency(int argc, char **argv)
         return 0;
 }
 
+/* ---- the price of a process, without chimera ---- */
+
+extern char **environ;
+
+static int64_t tv_us(struct timeval tv)
+{
+        return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+static int64_t rusage_cpu_us(int who)
+{
+        struct rusage ru;
+
+        if (getrusage(who, &ru) < 0)
+                die("getrusage: %s", strerror(errno));
+        return tv_us(ru.ru_utime) + tv_us(ru.ru_stime);
+}
+
+/* One start of the agent, as a worker does it; dies on any failure. */
+static void spawn_once(char **argv, const char *req, size_t reqlen)
+{
+        posix_spawn_file_actions_t fa;
+        posix_spawnattr_t sa;
+        sigset_t dfl;
+        int in[2], out[2], status, rc;
+        char buf[4096];
+        ssize_t n;
+        pid_t pid;
+
+        if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
+                die("pipe2: %s", strerror(errno));
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+        posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+        /* The loop ignores SIGPIPE (an agent need not read its request); the agent must not. */
+        posix_spawnattr_init(&sa);
+        sigemptyset(&dfl);
+        sigaddset(&dfl, SIGPIPE);
+        posix_spawnattr_setsigdefault(&sa, &dfl);
+        posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETSIGDEF);
+        rc = posix_spawn(&pid, argv[0], &fa, &sa, argv, environ);
+        posix_spawnattr_destroy(&sa);
+        posix_spawn_file_actions_destroy(&fa);
+        if (rc != 0)
+                die("cannot start %s: %s", argv[0], strerror(rc));
+        close(in[0]);
+        close(out[1]);
+        if (write(in[1], req, reqlen) != (ssize_t)reqlen && errno != EPIPE)
+                die("writing to %s: %s", argv[0], strerror(errno));
+        close(in[1]);
+        while ((n = read(out[0], buf, sizeof(buf))) != 0)
+                if (n < 0 && errno != EINTR)
+                        die("reading from %s: %s", argv[0], strerror(errno));
+        close(out[0]);
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        die("waitpid: %s", strerror(errno));
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                die("%s did not exit 0 (wait status %d)", argv[0], status);
+}
+
+/* What one CPUID instruction costs, in microseconds; 0 where there is none. */
+static double cpuid_us(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+        enum { ROUNDS = 2000 };
+        unsigned a, b, c, d, sum = 0;
+        int64_t t0 = now_us(CLOCK_MONOTONIC);
+
+        for (unsigned i = 0; i < ROUNDS; i++) {
+                /* Leaf 4, the cache parameters glibc walks at each process start. */
+                __cpuid_count(4, i & 3, a, b, c, d);
+                sum += a ^ b ^ c ^ d;
+        }
+        __asm__ volatile("" : : "r"(sum));
+        return (double)(now_us(CLOCK_MONOTONIC) - t0) / ROUNDS;
+#else
+        return 0;
+#endif
+}
+
+static int cmd_spawn(int argc, char **argv)
+{
+        /* About the size of the request a worker writes for a small payload. */
+        static const char req[] =
+            "{\"task_id\":1,\"attempt\":1,\"trace_id\":\"00000000000000000000000000000000\","
+            "\"workflow\":\"exec\",\"phase\":\"run\",\"action\":\"run\",\"params\":{},"
+            "\"payload\":{},\"state\":{}}\n";
+        struct {
+                int64_t agent_us, self_us;
+        } got, sum = {0, 0};
+        int fds[2], status;
+        long p, n;
+        int64_t t0, t1;
+
+        if (argc < 3)
+                die("usage: chimera-bench spawn P N AGENT [ARG...]");
+        p = parse_long(argv[0], "P");
+        n = parse_long(argv[1], "N");
+        if (p < 1 || n < 1)
+                die("spawn: P and N must be at least 1");
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                die("pipe2: %s", strerror(errno));
+        signal(SIGPIPE, SIG_IGN);
+        /* A quick check, before the clock starts, that the agent runs at all. */
+        spawn_once(argv + 2, req, sizeof(req) - 1);
+        t0 = now_us(CLOCK_MONOTONIC);
+        for (long i = 0; i < p; i++) {
+                pid_t pid = fork();
+                if (pid < 0)
+                        die("fork: %s", strerror(errno));
+                if (pid == 0) {
+                        close(fds[0]);
+                        for (long j = 0; j < n; j++)
+                                spawn_once(argv + 2, req, sizeof(req) - 1);
+                        got.agent_us = rusage_cpu_us(RUSAGE_CHILDREN);
+                        got.self_us = rusage_cpu_us(RUSAGE_SELF);
+                        if (write(fds[1], &got, sizeof(got)) != (ssize_t)sizeof(got))
+                                _exit(1);
+                        _exit(0);
+                }
+        }
+        close(fds[1]);
+        for (long i = 0; i < p; i++) {
+                if (wait(&status) < 0)
+                        die("wait: %s", strerror(errno));
+                if (WIFSIGNALED(status))
+                        die("spawn: a loop was killed by signal %d", WTERMSIG(status));
+                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                        die("spawn: a loop failed (see above)");
+        }
+        t1 = now_us(CLOCK_MONOTONIC);
+        for (long i = 0; i < p; i++) {
+                if (read(fds[0], &got, sizeof(got)) != (ssize_t)sizeof(got))
+                        die("spawn: a loop did not report");
+                sum.agent_us += got.agent_us;
+                sum.self_us += got.self_us;
+        }
+        close(fds[0]);
+        printf("spawns=%ld\n", p * n);
+        printf("wall_s=%.3f\n", (double)(t1 - t0) / 1e6);
+        printf("spawns_per_s=%.0f\n", (double)(p * n) * 1e6 / (double)(t1 - t0));
+        printf("agent_cpu_us=%.0f\n", (double)sum.agent_us / (double)(p * n));
+        printf("spawner_cpu_us=%.0f\n", (double)sum.self_us / (double)(p * n));
+        printf("cpuid_us=%.2f\n", cpuid_us());
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
         if (argc < 2)
-                die("usage: chimera-bench ready|drain|rows|latency ARGS (see bench/bench.c)");
+                die("usage: chimera-bench ready|drain|rows|latency|spawn ARGS (see bench/bench.c)");
         if (strcmp(argv[1], "ready") == 0)
                 return cmd_ready(argc - 2, argv + 2);
         if (strcmp(argv[1], "drain") == 0)
@@ -492,5 +660,7 @@ int main(int argc, char **argv)
                 return cmd_rows(argc - 2, argv + 2);
         if (strcmp(argv[1], "latency") == 0)
                 return cmd_latency(argc - 2, argv + 2);
+        if (strcmp(argv[1], "spawn") == 0)
+                return cmd_spawn(argc - 2, argv + 2);
         die("unknown command %s", argv[1]);
 }

@@ -8,7 +8,15 @@
 #   noop     (a) drain rate of 20,000 builtin:noop one-phase tasks inserted
 #            up front, and wall time; (d) supervisor CPU per task, peak RSS
 #            of chimerad and of one worker (also worker and PostgreSQL CPU)
-#   exec     (b) the same with an exec agent, 5,000 tasks
+#   exec     (b) the same with an exec agent, 5,000 tasks; then the ceiling
+#            of a process per task on this machine: the same agent started
+#            5,000 times by 8 loops with neither chimera nor PostgreSQL
+#            (chimera-bench spawn), what one start costs the agent, and what
+#            one CPUID instruction costs (it traps to the hypervisor of a VM,
+#            and glibc runs it dozens of times at each process start); and
+#            the drain again with build/bench/bare-agent, an agent without
+#            the C library, which shows chimera's own price of a process per
+#            phase (x86-64 only)
 #   latency  (c) pickup latency: 300 single tasks 20 ms apart into an idle
 #            pool, from INSERT commit to phase start, p50/p95/p99
 #   backlog  (e) drain rate with 10,000 versus 1,000,000 tasks queued, with
@@ -34,6 +42,9 @@
 #   BENCH_EXEC_TASKS [5000]         tasks for part exec
 #   BENCH_EXEC_AGENT [c]            c: build/bench/echo-agent (reads stdin, prints {});
 #                                   sh: /bin/sh -c 'cat >/dev/null; echo {}'
+#   BENCH_SPAWNS [5000]             agent starts in the process-start ceiling (0: skip it)
+#   BENCH_SPAWN_LOOPS [8]           loops starting them side by side (default: BENCH_POOL)
+#   BENCH_EXEC_BARE [1]             0: skip the drain with bare-agent
 #   BENCH_LATENCY_TASKS [300]       measured tasks for part latency (after 10 warm-up ones)
 #   BENCH_LATENCY_INTERVAL_MS [20]  time between two of them
 #   BENCH_BACKLOG_SMALL [10000]     the small backlog
@@ -73,6 +84,9 @@ LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
 NOOP_TASKS=${BENCH_NOOP_TASKS:-20000}
 EXEC_TASKS=${BENCH_EXEC_TASKS:-5000}
 EXEC_AGENT=${BENCH_EXEC_AGENT:-c}
+SPAWNS=${BENCH_SPAWNS:-5000}
+SPAWN_LOOPS=${BENCH_SPAWN_LOOPS:-$POOL}
+EXEC_BARE=${BENCH_EXEC_BARE:-1}
 LAT_TASKS=${BENCH_LATENCY_TASKS:-300}
 LAT_INTERVAL=${BENCH_LATENCY_INTERVAL_MS:-20}
 LAT_WARMUP=10
@@ -121,6 +135,9 @@ done
 
 if [ -z "${BENCH_NO_MAKE:-}" ]; then
         make -s BUILD="$build" all "$build/bench/chimera-bench" "$build/bench/echo-agent" >&2
+        case $(uname -m) in
+        x86_64) make -s BUILD="$build" "$build/bench/bare-agent" >&2 ;;
+        esac
 fi
 build=$(cd "$build" && pwd -P)
 bench=$build/bench/chimera-bench
@@ -128,6 +145,9 @@ for f in "$build/chimerad" "$build/chimera-worker" "$build/chimera-ctl" "$bench"
         "$build/bench/echo-agent"; do
         [ -x "$f" ] || die "$f is missing: run make bench"
 done
+# Optional: built on x86-64 only.
+bare=$build/bench/bare-agent
+[ -x "$bare" ] || bare=
 
 PGBENCH=$(command -v pgbench 2>/dev/null ||
         printf '%s\n' /usr/lib/postgresql/*/bin/pgbench | sort -t/ -k5,5n | tail -n 1)
@@ -341,6 +361,14 @@ agent_json() {
         esac
 }
 
+# The agent's argv as arguments of chimera-bench spawn.
+spawn_agent() { # SPAWN-ARGS...
+        case $EXEC_AGENT in
+        c) "$bench" spawn "$@" "$build/bench/echo-agent" ;;
+        sh) "$bench" spawn "$@" /bin/sh -c 'cat >/dev/null; echo {}' ;;
+        esac
+}
+
 agent_desc() {
         case $EXEC_AGENT in
         c) echo "build/bench/echo-agent (C: reads stdin, prints {})" ;;
@@ -349,16 +377,21 @@ agent_desc() {
 }
 
 write_config() {
+        bare_agent='' bare_workflow=''
+        if [ -n "$bare" ]; then
+                bare_agent=", \"bare\": {\"argv\": [\"$bare\"]}"
+                bare_workflow=", \"exec_bare\": {\"initial\": \"run\", \"phases\": {\"run\": {\"agent\": \"bare\"}}}"
+        fi
         cat >"$cfg" <<EOF
 {
   "database": "$url",
   "control_socket": "$sock",
   "pool": {"size": $POOL, "prefetch": $PREFETCH},
   "log": {"level": "$LOG_LEVEL"},
-  "agents": {"echo": {"argv": $(agent_json)}},
+  "agents": {"echo": {"argv": $(agent_json)}$bare_agent},
   "workflows": {
     "noop": {"initial": "run", "phases": {"run": {"agent": "builtin:noop"}}},
-    "exec": {"initial": "run", "phases": {"run": {"agent": "echo"}}}
+    "exec": {"initial": "run", "phases": {"run": {"agent": "echo"}}}$bare_workflow
   }
 }
 EOF
@@ -536,6 +569,35 @@ part_exec() {
         say "agent: $(agent_desc)"
         drain_part drain_exec exec "$EXEC_TASKS" "$EXEC_TASKS" all
         result drain_exec_agent "$EXEC_AGENT"
+        if [ "$SPAWNS" -gt 0 ]; then
+                loops=$SPAWN_LOOPS
+                [ "$loops" -ge 1 ] || loops=1
+                each=$(((SPAWNS + loops - 1) / loops))
+                say ""
+                say "--- the ceiling: the same agent started $((each * loops)) times by $loops loops side by" \
+                        "side (posix_spawn, request on a stdin pipe, stdout read, waitpid), no chimera, no PostgreSQL"
+                load_start
+                in_bg "$tmp/out" spawn_agent "$loops" "$each"
+                out=$(cat "$tmp/out")
+                load_end spawn
+                for k in spawns_per_s agent_cpu_us spawner_cpu_us cpuid_us; do
+                        result "spawn_$k" "$(kv "$k" "$out")"
+                done
+                result drain_exec_vs_spawn_pct \
+                        "$(calc "int(100 * $(get drain_exec_tasks_per_s 0) / $(get spawn_spawns_per_s 1) + 0.5)")"
+                say "$(get spawn_spawns_per_s) starts/s; CPU per start: agent $(get spawn_agent_cpu_us) us," \
+                        "loop $(get spawn_spawner_cpu_us) us; machine CPU busy $(get spawn_machine_cpu_busy_pct)%"
+                say "the exec drain ran at $(get drain_exec_vs_spawn_pct)% of this ceiling, with its tasks" \
+                        "claimed and finished in PostgreSQL"
+                if [ "$(get spawn_cpuid_us)" != 0.00 ]; then
+                        say "one CPUID instruction: $(get spawn_cpuid_us) us (glibc runs dozens as each process starts)"
+                fi
+        fi
+        if [ -n "$bare" ] && [ "$EXEC_BARE" != 0 ]; then
+                say ""
+                say "--- the drain again with build/bench/bare-agent (no C library: no CPUID at its start)"
+                drain_part drain_exec_bare exec_bare "$EXEC_TASKS" "$EXEC_TASKS" all
+        fi
 }
 
 part_latency() {
@@ -970,6 +1032,14 @@ if ran exec; then
         row "    wall time (resume to last finished)" "$(get drain_exec_wall_s) s" ""
         row "    CPU per task: workers+agents, machine" \
                 "$(get drain_exec_worker_cpu_us_per_task) us, $(get drain_exec_machine_cpu_busy_pct) % busy" ""
+        if [ "$(get spawn_spawns_per_s)" != - ]; then
+                row "    ceiling: agent started in loops alone" "$(get spawn_spawns_per_s) starts/s" ""
+                row "    exec drain / that ceiling" "$(get drain_exec_vs_spawn_pct) %" ""
+                row "    CPU per agent start; one CPUID" "$(get spawn_agent_cpu_us) us; $(get spawn_cpuid_us) us" ""
+        fi
+        if [ "$(get drain_exec_bare_tasks_per_s)" != - ]; then
+                row "    drain with bare-agent (no libc)" "$(get drain_exec_bare_tasks_per_s) tasks/s" ""
+        fi
 fi
 if ran latency; then
         row "(c) pickup latency p50 / p95 / p99" \
