@@ -50,6 +50,7 @@
 #include <string.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -613,6 +614,9 @@ static int cmd_spawn(int argc, char **argv)
                         die("fork: %s", strerror(errno));
                 if (pid == 0) {
                         close(fds[0]);
+                        prctl(PR_SET_PDEATHSIG, SIGTERM); /* the bench was stopped */
+                        if (getppid() == 1)
+                                _exit(1);
                         for (long j = 0; j < n; j++)
                                 spawn_once(argv + 2, req, sizeof(req) - 1);
                         got.agent_us = rusage_cpu_us(RUSAGE_CHILDREN);

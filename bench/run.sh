@@ -361,11 +361,11 @@ agent_json() {
         esac
 }
 
-# The agent's argv as arguments of chimera-bench spawn.
+# chimera-bench spawn with the agent's argv (exec: in_bg's kill then reaches it).
 spawn_agent() { # SPAWN-ARGS...
         case $EXEC_AGENT in
-        c) "$bench" spawn "$@" "$build/bench/echo-agent" ;;
-        sh) "$bench" spawn "$@" /bin/sh -c 'cat >/dev/null; echo {}' ;;
+        c) exec "$bench" spawn "$@" "$build/bench/echo-agent" ;;
+        sh) exec "$bench" spawn "$@" /bin/sh -c 'cat >/dev/null; echo {}' ;;
         esac
 }
 
