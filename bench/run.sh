@@ -629,9 +629,10 @@ part_latency() {
         done
 }
 
-# chimerad's claim statement, taken from supervisor/queue.c (CLAIM_SQL).
+# chimerad's claim statement for one served queue (the bench serves "default"),
+# taken from supervisor/queue.c (CLAIM_ONE_SQL).
 claim_sql() {
-        awk '/CLAIM_SQL\[\] =/ { on = 1; next }
+        awk '/CLAIM_ONE_SQL\[\] =/ { on = 1; next }
              on { line = $0; sub(/^[ \t]*"/, "", line); sub(/"[ \t;]*$/, "", line);
                   printf "%s", line; if ($0 ~ /;[ \t]*$/) exit }' supervisor/queue.c |
                 sed -e 's/\\"/"/g' -e 's/  */ /g'
@@ -644,16 +645,16 @@ explain_claim() { # TITLE
         q=$(claim_sql)
         case $q in
         'WITH c AS'*) ;;
-        *) die "could not take CLAIM_SQL from supervisor/queue.c" ;;
+        *) die "could not take CLAIM_ONE_SQL from supervisor/queue.c" ;;
         esac
         say "EXPLAIN (ANALYZE, BUFFERS) of the claim statement (generic plan, no JIT, as chimerad runs it), $1:"
         "$PSQL" -X -q -At -v ON_ERROR_STOP=1 -d "$url" <<EOF | sed 's/^/    /'
 BEGIN;
 SET LOCAL plan_cache_mode = force_generic_plan;
 SET LOCAL jit = off;
-PREPARE claim(uuid, bigint, text[], int, text) AS $q;
+PREPARE claim(uuid, bigint, text, int, text) AS $q;
 EXPLAIN (ANALYZE, BUFFERS) EXECUTE claim('00000000-0000-4000-8000-000000000000', 60000,
-                                         '{default}', $POOL, 'bench');
+                                         'default', $POOL, 'bench');
 ROLLBACK;
 EOF
 }

@@ -100,15 +100,25 @@ START_TEST(batched_timelines_keep_their_order)
 }
 END_TEST
 
-static void tasks_start_in_priority_order(int prefetch)
+/*
+ * Twenty tasks of mixed priorities, queued while their queues are paused,
+ * start in claim order once the queues resume: one queue ("default"), or
+ * two ("default" and "bulk", the tasks alternating between them), which
+ * chimerad claims with different statements.  Each claimed event names its
+ * supervisor, host and the task's queue.
+ */
+static void tasks_start_in_priority_order(int prefetch, bool two_queues)
 {
-        char started[1024], expected[1024];
+        char started[1024], expected[1024], sup[64], sql[512];
 
-        write_config(1, prefetch, NULL);
-        h_exec(
-            "INSERT INTO chimera.queues (name, paused, paused_at) VALUES ('default', true, now())");
-        h_exec("INSERT INTO chimera.tasks (workflow, priority)"
-               " SELECT 'noop', 1 + i * 7 % 5 FROM generate_series(1, 20) AS i");
+        write_config(1, prefetch, two_queues ? "\"queues\": [\"default\", \"bulk\"]" : NULL);
+        h_exec("INSERT INTO chimera.queues (name, paused, paused_at)"
+               " VALUES ('default', true, now()), ('bulk', true, now())");
+        h_exec(two_queues ? "INSERT INTO chimera.tasks (workflow, priority, queue)"
+                            " SELECT 'noop', 1 + i * 7 % 5, CASE i % 2 WHEN 0 THEN 'default'"
+                            " ELSE 'bulk' END FROM generate_series(1, 20) AS i"
+                          : "INSERT INTO chimera.tasks (workflow, priority)"
+                            " SELECT 'noop', 1 + i * 7 % 5 FROM generate_series(1, 20) AS i");
         h_start_chimerad(H.config, "chimerad");
         ck_assert(h_wait_int("SELECT count(*) FROM chimera.supervisors", 1, 30000));
         h_exec("UPDATE chimera.queues SET paused = false; NOTIFY chimera_tasks");
@@ -120,19 +130,41 @@ static void tasks_start_in_priority_order(int prefetch)
         h_text("SELECT string_agg(id::text, ' ' ORDER BY priority DESC, run_at, id)"
                " FROM chimera.tasks",
                expected, sizeof(expected));
-        ck_assert_msg(strcmp(started, expected) == 0, "prefetch %d: started %s, expected %s",
-                      prefetch, started, expected);
+        ck_assert_msg(strcmp(started, expected) == 0, "prefetch %d, %s: started %s, expected %s",
+                      prefetch, two_queues ? "two queues" : "one queue", started, expected);
+        h_text("SELECT id::text FROM chimera.supervisors", sup, sizeof(sup));
+        ck_assert_int_eq(h_int("SELECT count(DISTINCT queue) FROM chimera.tasks"),
+                         two_queues ? 2 : 1);
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM chimera.task_events e JOIN chimera.tasks t"
+                 " ON t.id = e.task_id WHERE e.kind = 'claimed'"
+                 " AND e.detail = jsonb_build_object('supervisor', '%s', 'host',"
+                 " (SELECT host FROM chimera.supervisors), 'queue', t.queue)",
+                 sup);
+        ck_assert_int_eq(h_int(sql), 20);
 }
 
 START_TEST(tasks_start_in_priority_order_one_claim_each)
 {
-        tasks_start_in_priority_order(0);
+        tasks_start_in_priority_order(0, false);
 }
 END_TEST
 
 START_TEST(tasks_start_in_priority_order_claimed_together)
 {
-        tasks_start_in_priority_order(20);
+        tasks_start_in_priority_order(20, false);
+}
+END_TEST
+
+START_TEST(tasks_of_two_queues_start_in_priority_order_one_claim_each)
+{
+        tasks_start_in_priority_order(0, true);
+}
+END_TEST
+
+START_TEST(tasks_of_two_queues_start_in_priority_order_claimed_together)
+{
+        tasks_start_in_priority_order(20, true);
 }
 END_TEST
 
@@ -228,6 +260,8 @@ Suite *prefetch_suite(void)
         tcase_add_test(tc, batched_timelines_keep_their_order);
         tcase_add_test(tc, tasks_start_in_priority_order_one_claim_each);
         tcase_add_test(tc, tasks_start_in_priority_order_claimed_together);
+        tcase_add_test(tc, tasks_of_two_queues_start_in_priority_order_one_claim_each);
+        tcase_add_test(tc, tasks_of_two_queues_start_in_priority_order_claimed_together);
         tcase_add_test(tc, claimed_ahead_tasks_keep_their_lease_while_they_wait);
         tcase_add_test(tc, stopping_gives_claimed_ahead_tasks_back_uncharged);
         tcase_add_test(tc, a_claimed_ahead_task_can_be_cancelled);
