@@ -207,6 +207,87 @@ START_TEST(sighup_keeps_what_needs_a_restart_and_says_so)
 }
 END_TEST
 
+/* Waits until needle appears at least n times in this test's chimerad log. */
+static bool log_count_at_least(const char *needle, int n, int timeout_ms)
+{
+        static char text[1 << 20];
+        char path[400];
+
+        snprintf(path, sizeof(path), "%s/chimerad.log", H.dir);
+        for (int waited = 0; waited <= timeout_ms; waited += 20) {
+                int found = 0;
+
+                h_read_file(path, text, sizeof(text));
+                for (const char *p = strstr(text, needle); p != NULL; p = strstr(p + 1, needle))
+                        found++;
+                if (found >= n)
+                        return true;
+                usleep(20000);
+        }
+        return false;
+}
+
+/* How many tasks of queue q have status st. */
+static long long tasks_in(const char *q, const char *st)
+{
+        char sql[256];
+
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM chimera.tasks WHERE queue = '%s' AND status = '%s'", q, st);
+        return h_int(sql);
+}
+
+/*
+ * A reload that changes "queues" serves exactly the new list from then on,
+ * whether it names one queue or several (chimerad claims with a different
+ * statement for each case), and a queue it no longer serves is left alone.
+ */
+START_TEST(sighup_changes_the_served_queues)
+{
+        pid_t sup;
+
+        config(1, NULL, NULL); /* "queues" defaults to ["default"] */
+        sup = h_start_chimerad(H.config, "chimerad");
+        ck_assert(log_has("ready", 30000));
+        /* Inserted first: a pool of one would run it first were bulk served. */
+        h_exec("INSERT INTO chimera.tasks (workflow, queue) VALUES ('noop', 'bulk')");
+        h_exec("INSERT INTO chimera.tasks (workflow) VALUES ('noop')");
+        ck_assert(h_wait_int("SELECT count(*) FROM chimera.tasks WHERE queue = 'default'"
+                             " AND status = 'succeeded'",
+                             1, 30000));
+        ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.tasks WHERE queue = 'bulk'"
+                               " AND status = 'queued' AND attempts = 0"),
+                         1);
+
+        config(1, "\"queues\": [\"default\", \"bulk\"]", NULL);
+        ck_assert_int_eq(kill(sup, SIGHUP), 0);
+        ck_assert(log_count_at_least("configuration reloaded", 1, 30000));
+        ck_assert(h_wait_int("SELECT count(*) FROM chimera.tasks WHERE queue = 'bulk'"
+                             " AND status = 'succeeded'",
+                             1, 30000));
+        h_exec("INSERT INTO chimera.tasks (workflow, queue) VALUES ('noop', 'bulk'), ('noop', "
+               "'default')");
+        ck_assert(
+            h_wait_int("SELECT count(*) FROM chimera.tasks WHERE status = 'succeeded'", 4, 30000));
+
+        config(1, "\"queues\": [\"bulk\"]", NULL);
+        ck_assert_int_eq(kill(sup, SIGHUP), 0);
+        ck_assert(log_count_at_least("configuration reloaded", 2, 30000));
+        h_exec("INSERT INTO chimera.tasks (workflow) VALUES ('noop')");
+        h_exec("INSERT INTO chimera.tasks (workflow, queue) VALUES ('noop', 'bulk')");
+        ck_assert(h_wait_int("SELECT count(*) FROM chimera.tasks WHERE queue = 'bulk'"
+                             " AND status = 'succeeded'",
+                             3, 30000));
+        ck_assert_int_eq(tasks_in("default", "succeeded"), 2);
+        ck_assert_int_eq(tasks_in("default", "queued"), 1);
+        /* Every claim said which queue the task came from. */
+        ck_assert_int_eq(h_int("SELECT count(*) FROM chimera.task_events e JOIN chimera.tasks t"
+                               " ON t.id = e.task_id WHERE e.kind = 'claimed'"
+                               " AND e.detail->>'queue' = t.queue"),
+                         5);
+}
+END_TEST
+
 START_TEST(sighup_applies_a_new_workflow_and_replaces_the_workers)
 {
         pid_t sup;
@@ -404,6 +485,7 @@ Suite *lifecycle_suite(void)
         tcase_add_test(tc, workers_above_max_worker_rss_are_replaced);
         tcase_add_test(tc, sighup_with_a_broken_config_keeps_the_running_one);
         tcase_add_test(tc, sighup_applies_a_new_workflow_and_replaces_the_workers);
+        tcase_add_test(tc, sighup_changes_the_served_queues);
         tcase_add_test(tc, sighup_keeps_what_needs_a_restart_and_says_so);
         tcase_add_test(tc, workers_that_keep_crashing_are_respawned_with_a_growing_delay);
         tcase_add_test(tc, circuit_breaker_defers_tasks_while_an_agent_keeps_failing);
