@@ -149,6 +149,9 @@ struct queue {
  * one-time filter.  Its plan has half the nodes, and setting them up at
  * each execution is a good part of a claim for one task: a pickup
  * 40-80 us sooner on the bench machine, and claims 3 % faster in a drain.
+ * Both set the same columns and return the same ones, spelled out in each
+ * (bench/run.sh reads CLAIM_ONE_SQL's text from this file): change them
+ * together.
  */
 /*
  * Most task updates written by one statement.  Claims stop while
