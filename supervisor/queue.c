@@ -147,8 +147,8 @@ struct queue {
  * same order from one scan of that queue ($3 its name), without the
  * unnest, the join and the second sort, and with the paused check a
  * one-time filter.  Its plan has half the nodes, and setting them up at
- * each execution is a good part of a claim for one task: a pickup
- * 40-80 us sooner on the bench machine, and claims 3 % faster in a drain.
+ * each execution is a good part of a claim for one task: on the bench
+ * machine a pickup about 80 us sooner at the median, and drains 3 % faster.
  * Both set the same columns and return the same ones, spelled out in each
  * (bench/run.sh reads CLAIM_ONE_SQL's text from this file): change them
  * together.
