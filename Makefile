@@ -99,7 +99,7 @@ EXAMPLE_AGENTS = examples/agents/e2e-tester examples/agents/coder examples/agent
 PROGRAMS = $(BUILD)/chimerad $(BUILD)/chimera-worker $(BUILD)/chimera-ctl
 
 .PHONY: all check unit integration demo demo-stop deps install deb clean format bench \
-        check-format cppcheck pkgcheck fuzz fuzz-build FORCE
+        bench-programs check-format cppcheck pkgcheck fuzz fuzz-build FORCE
 
 all: pkgcheck $(PROGRAMS)
 
@@ -181,8 +181,11 @@ ifneq ($(filter x86_64-%,$(shell $(CC) -dumpmachine 2>/dev/null)),)
 BENCH_PROGRAMS += $(BUILD)/bench/bare-agent
 endif
 
-bench: all $(BENCH_PROGRAMS)
+bench: bench-programs
 	BENCH_BUILD=$(BUILD) BENCH_NO_MAKE=1 sh bench/run.sh $(PART)
+
+# What bench/run.sh needs built (it runs this itself unless BENCH_NO_MAKE).
+bench-programs: all $(BENCH_PROGRAMS)
 
 $(BUILD)/bench/chimera-bench: $(BUILD)/bench/bench.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)

@@ -134,10 +134,7 @@ done
         die "BENCH_BACKLOG_DRAIN ($BACKLOG_DRAIN) exceeds BENCH_BACKLOG_SMALL ($BACKLOG_SMALL)"
 
 if [ -z "${BENCH_NO_MAKE:-}" ]; then
-        make -s BUILD="$build" all "$build/bench/chimera-bench" "$build/bench/echo-agent" >&2
-        case $(uname -m) in
-        x86_64) make -s BUILD="$build" "$build/bench/bare-agent" >&2 ;;
-        esac
+        make -s BUILD="$build" bench-programs >&2
 fi
 build=$(cd "$build" && pwd -P)
 bench=$build/bench/chimera-bench
@@ -145,7 +142,7 @@ for f in "$build/chimerad" "$build/chimera-worker" "$build/chimera-ctl" "$bench"
         "$build/bench/echo-agent"; do
         [ -x "$f" ] || die "$f is missing: run make bench"
 done
-# Optional: built on x86-64 only.
+# Optional: built on x86-64 only (the Makefile's BENCH_PROGRAMS).
 bare=$build/bench/bare-agent
 [ -x "$bare" ] || bare=
 
